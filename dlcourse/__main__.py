@@ -1,0 +1,214 @@
+"""`python -m dlcourse <command>` (also installed as `dlcourse`).
+
+    list                       phases and lessons with your status
+    run <lesson> [args...]     run one lesson by id (01.03) or path; it records progress itself
+    progress [--markdown F]    the week-by-week table; --markdown writes a ticked checklist
+    doctor                     versions, devices, data folder, network: [OK]/[WARN]/[FAIL]
+    prefetch [names...]        download data sets ahead of time (--list shows them)
+    readme [--check]           regenerate the plan in README.md / README.zh-CN.md
+"""
+import argparse
+import importlib
+import platform
+import subprocess
+import sys
+
+from dlcourse import CourseError, data, progress, readme, syllabus
+
+REPO = syllabus.REPO
+STATUS_MARK = {"done": "[x]", "tried": "[~]", "todo": "[ ]"}
+
+
+def cmd_list(args):
+    record = progress.load()
+    for phase in syllabus.PHASES:
+        weeks = f"week {phase.weeks[0]}" + (f"-{phase.weeks[1]}" if phase.weeks[1] != phase.weeks[0]
+                                            else "")
+        suffix = "" if phase.ready else "  (planned)"
+        print(f"Phase {phase.number:2d}  {phase.folder:22s} {weeks:10s} {phase.title}{suffix}")
+        if not phase.ready and not args.all:
+            continue
+        for lesson in phase.lessons:
+            mark = STATUS_MARK[progress.status(lesson.id, record)]
+            print(f"   {mark} {lesson.id:13s} {lesson.title}")
+    print("\n[x] done (a full run passed its checks)  [~] tried with --quick only  [ ] to do")
+    return 0
+
+
+def cmd_run(args):
+    lesson = syllabus.find(args.lesson)
+    if lesson is None:
+        raise CourseError(f"unknown lesson '{args.lesson}': see `python -m dlcourse list`")
+    path = REPO / lesson.path
+    if not path.exists():
+        raise CourseError(f"lesson {lesson.id} is planned but not written yet ({lesson.path})")
+    print(f"running {lesson.path} {' '.join(args.rest)}".rstrip(), flush=True)
+    return subprocess.call([sys.executable, str(path), *args.rest], cwd=REPO)
+
+
+def progress_rows(record):
+    rows = []
+    for week, items in syllabus.weeks().items():
+        lessons = [i for i in items if not i.is_capstone]
+        capstones = [i for i in items if i.is_capstone]
+        done = sum(progress.status(i.id, record) == "done" for i in lessons)
+        cap_done = all(progress.status(i.id, record) == "done" for i in capstones)
+        complete = done == len(lessons) and cap_done
+        started = done or any(progress.status(i.id, record) != "todo" for i in items)
+        rows.append((week, sorted({i.phase for i in items}), done, len(lessons),
+                     ("done" if cap_done else "todo") if capstones else "-",
+                     "complete" if complete else "in progress" if started else "not started"))
+    return rows
+
+
+def cmd_progress(args):
+    record = progress.load()
+    print(f"{'week':>4}  {'phase':>5}  {'lessons':>7}  {'capstone':8}  status")
+    for week, phases, done, total, cap, status in progress_rows(record):
+        print(f"{week:>4}  {','.join(map(str, phases)):>5}  {done:>3}/{total:<3}  {cap:8}  {status}")
+    finished_weeks = [r[0] for r in progress_rows(record) if r[5] == "complete"]
+    for m in syllabus.MILESTONES:
+        reached = all(w in finished_weeks for w, *_ in progress_rows(record) if w <= m.week) \
+            and any(w >= m.week for w in finished_weeks)
+        print(f"{'[x]' if reached else '[ ]'} milestone, week {m.week}: {m.text}")
+    print(f"record: {progress.path()}")
+    if args.markdown:
+        lang = "zh" if args.lang == "zh" else "en"
+        text = ("# My progress\n\n" if lang == "en" else "# 我的学习进度\n\n") + readme.render_plan(
+            lang, done=lambda lesson: progress.status(lesson.id, record) == "done")
+        progress.atomic_write_text(args.markdown, text)
+        print(f"wrote {args.markdown}")
+    return 0
+
+
+def cmd_doctor(args):
+    failures = 0
+
+    def line(level, text):
+        nonlocal failures
+        failures += level == "FAIL"
+        print(f"[{level}] {text}")
+
+    line("OK" if sys.version_info >= (3, 10) else "FAIL",
+         f"Python {platform.python_version()} ({sys.executable})")
+    for name in ["torch", "torchvision", "numpy", "pandas", "matplotlib", "sklearn", "tqdm",
+                 "mnist1d", "transformers", "datasets", "pytest"]:
+        try:
+            module = importlib.import_module(name)
+            line("OK", f"{name} {getattr(module, '__version__', '(version unknown)')}")
+        except Exception as err:  # an import can fail in many ways; report each
+            line("FAIL", f"{name} does not import: {type(err).__name__}: {str(err)[:120]}"
+                         " -> pip install -r requirements.txt")
+    try:
+        import torch
+
+        from dlcourse import device
+        line("OK", f"CPU: {torch.get_num_threads()} torch threads")
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                line("OK", f"CUDA device {i}: {torch.cuda.get_device_name(i)} "
+                           f"(CUDA {torch.version.cuda})")
+        else:
+            line("WARN", "no CUDA GPU: lessons run on CPU (slower full runs, --quick unaffected)")
+        if device._mps_available():
+            line("OK", "Apple MPS available")
+        line("OK", f"lessons will use: {device.describe(device.pick(args.device))}")
+    except CourseError as err:
+        line("FAIL", str(err))
+    except ImportError:
+        pass
+    try:
+        folder = data.root()
+        probe = folder / ".doctor-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+        cached = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        line("OK", f"data folder {folder} is writable; holds: {', '.join(cached) or 'nothing yet'}")
+    except OSError as err:
+        line("FAIL", f"data folder not writable: {err}")
+    progress.load()  # reports (and keeps aside) a corrupt record
+    line("OK", f"progress record {progress.path()}")
+    if data.offline_mode():
+        line("WARN", "DLCOURSE_OFFLINE is set: lessons use offline stand-ins")
+    for host in ["pypi.org", "huggingface.co", "download.pytorch.org"]:
+        ok = data.network_available(host) if not data.offline_mode() else False
+        line("OK" if ok else "WARN", f"network: {host} {'reachable' if ok else 'NOT reachable'}"
+             + ("" if ok else " (lessons fall back to offline data)"))
+    print("doctor: " + ("all good" if not failures else f"{failures} problem(s) above"))
+    return 1 if failures else 0
+
+
+def cmd_prefetch(args):
+    if args.list or not args.names:
+        for s in data.SOURCES.values():
+            print(f"{s.name:20s} via {s.via:12s} {s.description}  [{s.used_by}]")
+        if args.list:
+            return 0
+    names = args.names or list(data.SOURCES)
+    unknown = [n for n in names if n not in data.SOURCES]
+    if unknown:
+        raise CourseError(f"unknown data set(s): {', '.join(unknown)}; see `prefetch --list`")
+    if data.offline_mode():
+        raise CourseError("DLCOURSE_OFFLINE is set: unset it to download")
+    failed = 0
+    for name in names:
+        via = data.SOURCES[name].via
+        if via == "url":
+            got = data.fetch(name)
+        elif via == "torchvision":
+            got = data.torchvision_dataset(name, train=True) and data.torchvision_dataset(
+                name, train=False)
+        elif name == "titanic":
+            got = data.titanic()
+        else:
+            got = data.california_housing()
+        print(f"[{'OK' if got is not None else 'FAIL'}] {name}")
+        failed += got is None
+    return 1 if failed else 0
+
+
+def cmd_readme(args):
+    changed = readme.update(REPO, check_only=args.check)
+    verb = "out of date" if args.check else "updated"
+    print(f"{verb}: {', '.join(changed)}" if changed else "READMEs are up to date")
+    return 1 if changed and args.check else 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="dlcourse", description="The deep-learning course's helper.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("list", help="phases and lessons with status")
+    s.add_argument("--all", action="store_true", help="also list planned phases' lessons")
+    s.set_defaults(fn=cmd_list)
+    s = sub.add_parser("run", help="run one lesson: dlcourse run 01.03 --quick")
+    s.add_argument("lesson")
+    s.add_argument("rest", nargs=argparse.REMAINDER, help="flags passed to the lesson")
+    s.set_defaults(fn=cmd_run)
+    s = sub.add_parser("progress", help="week-by-week progress")
+    s.add_argument("--markdown", metavar="FILE", help="write a ticked checklist to FILE")
+    s.add_argument("--lang", choices=["en", "zh"], default="en")
+    s.set_defaults(fn=cmd_progress)
+    s = sub.add_parser("doctor", help="check the installation")
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=cmd_doctor)
+    s = sub.add_parser("prefetch", help="download data sets ahead of time")
+    s.add_argument("names", nargs="*")
+    s.add_argument("--list", action="store_true")
+    s.set_defaults(fn=cmd_prefetch)
+    s = sub.add_parser("readme", help="regenerate the README plans")
+    s.add_argument("--check", action="store_true", help="only report; exit 1 if out of date")
+    s.set_defaults(fn=cmd_readme)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except CourseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Where data lives, how it is downloaded, and what stands in for it offline.
+
+- `root()` is the one data folder: $DLCOURSE_DATA, else `data/` in the course folder.
+- `SOURCES` lists every data set the course downloads: by our own checksummed download
+  (`url` + `sha256`) or through the library that owns it (torchvision, scikit-learn),
+  which verifies its own checksums.
+- Nothing here ever hangs without a network: `network_available()` answers within
+  a few seconds, and downloads have timeouts.
+- `offline_mode()` is True with --offline, --quick or DLCOURSE_OFFLINE=1 (the tests set it).
+- `announce()` prints the one line that says which data a run used, real or stand-in.
+"""
+import hashlib
+import os
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlcourse import CourseError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Source:
+    """One downloadable data set."""
+    name: str
+    description: str
+    via: str                 # 'url' (our download + sha256), 'torchvision' or 'sklearn'
+    url: str = ""
+    sha256: str = ""
+    filename: str = ""
+    host: str = ""           # probed by network_available() before any download
+    used_by: str = ""        # lessons that use it, for `dlcourse prefetch --list`
+
+
+SOURCES = {s.name: s for s in [
+    Source("tinyshakespeare", "Tiny Shakespeare, 1.1 MB of plays, character-level LM benchmark",
+           "url", url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                      "tinyshakespeare/input.txt",
+           sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+           filename="tinyshakespeare.txt", host="raw.githubusercontent.com", used_by="phase 6 capstone, phase 7, phase 12"),
+    Source("titanic", "Titanic passengers (OpenML data_id 40945), 1309 rows",
+           "sklearn", host="api.openml.org", used_by="phase 1 capstone"),
+    Source("california_housing", "California housing, 20640 block groups",
+           "sklearn", host="ndownloader.figshare.com", used_by="phase 4 capstone"),
+    Source("mnist", "MNIST handwritten digits, 70k 28x28 images", "torchvision",
+           host="ossci-datasets.s3.amazonaws.com", used_by="phase 3 capstone"),
+    Source("cifar10", "CIFAR-10, 60k 32x32 colour images in 10 classes", "torchvision",
+           host="www.cs.toronto.edu", used_by="phase 5 capstone"),
+]}
+
+
+def root():
+    """The data folder (created on demand)."""
+    path = Path(os.environ.get("DLCOURSE_DATA") or REPO / "data").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def env_flag(name):
+    """True when an environment variable is set to 1/true/yes/on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def offline_mode(flag=False):
+    """True when the run must not touch the network."""
+    return bool(flag) or env_flag("DLCOURSE_OFFLINE")
+
+
+_network_answer = {}
+
+
+def network_available(host="pypi.org", port=443, timeout=3.0):
+    """Can we open a TCP connection to `host`? Answers within `timeout` seconds, even
+    when DNS itself hangs (the lookup runs in a daemon thread we stop waiting for)."""
+    if env_flag("DLCOURSE_OFFLINE"):
+        return False
+    key = (host, port)
+    if key not in _network_answer:
+        result = []
+
+        def probe():
+            try:
+                with socket.create_connection((host, port), timeout=timeout):
+                    result.append(True)
+            except OSError:
+                result.append(False)
+
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        thread.join(timeout + 0.5)
+        _network_answer[key] = bool(result and result[0])
+    return _network_answer[key]
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url, dest, sha256=None, timeout=30.0):
+    """Download `url` to `dest` atomically, verifying sha256 when given.
+
+    A partial or wrong file never lands at `dest`: bytes go to `dest.part`, are hashed,
+    and only then renamed. Raises CourseError with one line on any failure.
+    """
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "dlcourse"})
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as f:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                      disable=None) as bar:  # disable=None: quiet when not a terminal
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    f.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    except (OSError, ValueError) as err:  # URLError, HTTPError and timeouts are OSErrors
+        part.unlink(missing_ok=True)
+        raise CourseError(f"download of {url} failed: {getattr(err, 'reason', err)}") from None
+    if sha256 and digest.hexdigest() != sha256:
+        part.unlink(missing_ok=True)
+        raise CourseError(f"download of {url} is corrupt: sha256 {digest.hexdigest()[:12]}... "
+                          f"!= expected {sha256[:12]}...")
+    os.replace(part, dest)
+    return dest
+
+
+def fetch(name, offline=False):
+    """Path to the cached file of SOURCES[name] (a 'url' source), downloading it if needed.
+
+    Returns None when the file is not cached and we are offline or the download fails,
+    after printing why; the lesson then uses its stand-in. A cached file with the wrong
+    checksum is renamed `*.corrupt` (kept, never silently deleted) and fetched again.
+    """
+    source = SOURCES[name]
+    if source.via != "url":
+        raise ValueError(f"{name} is downloaded through {source.via}, not fetch()")
+    path = root() / source.filename
+    if path.exists():
+        if not source.sha256 or sha256_of(path) == source.sha256:
+            return path
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        print(f"data: cached {path.name} failed its checksum; moved to {aside.name}")
+    if offline_mode(offline):
+        return None
+    if not network_available(source.host):
+        print(f"data: {source.host} not reachable, cannot download {name}")
+        return None
+    try:
+        return download(source.url, path, source.sha256)
+    except CourseError as err:
+        print(f"data: {err}")
+        return None
+
+
+def can_download(name, offline=False):
+    """Should we try to download SOURCES[name] now? (not offline, and its host answers)"""
+    return not offline_mode(offline) and network_available(SOURCES[name].host)
+
+
+def library_timeout(seconds=30.0):
+    """Make library downloads (torchvision, scikit-learn) give up instead of hanging:
+    they use urllib without a timeout, which then falls back to this default."""
+    socket.setdefaulttimeout(seconds)
+
+
+def announce(name, real, stand_in_for=None, detail=""):
+    """Print which data this run uses. Stand-ins say so, every time."""
+    if real:
+        line = f"DATA: {name} (real data)"
+    else:
+        line = f"DATA: {name} (OFFLINE STAND-IN" + (f" for {stand_in_for}" if stand_in_for else "")
+        line += "; its numbers are not the real data set's)"
+    if detail:
+        line += f" - {detail}"
+    print(line, flush=True)
+    return line
+
+
+def mnist1d(num_samples=4000, seed=0):
+    """MNIST-1D generated offline (mnist1d's make_dataset): 40-sample 1-D signals, 10 classes.
+
+    Returns dict(x_train, y_train, x_test, y_test) as numpy arrays; about a second.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = seed
+    d = make_dataset(args)
+    return {"x_train": d["x"], "y_train": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
+
+
+# --- Library-managed downloads: one function each, used by lessons and `dlcourse prefetch`.
+# Each returns None (after saying why) when the data cannot be had, so the lesson can
+# announce its stand-in instead.
+
+def titanic(offline=False):
+    """Titanic passengers as a pandas DataFrame (OpenML 40945 via scikit-learn), or None."""
+    from sklearn.datasets import fetch_openml
+
+    return _library_fetch("titanic", offline, lambda home, download: fetch_openml(
+        data_id=40945, as_frame=True, data_home=home, download_if_missing=download).frame)
+
+
+def california_housing(offline=False):
+    """California housing as (X DataFrame, y Series) via scikit-learn, or None."""
+    from sklearn.datasets import fetch_california_housing
+
+    return _library_fetch("california_housing", offline, lambda home, download:
+                          fetch_california_housing(data_home=home, as_frame=True,
+                                                   download_if_missing=download,
+                                                   return_X_y=True))
+
+
+def torchvision_dataset(name, train, offline=False, transform=None):
+    """torchvision's MNIST or CIFAR10 split from the data folder, or None."""
+    import torchvision
+
+    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    return _library_fetch(name, offline, lambda home, download: cls(
+        home, train=train, download=download, transform=transform))
+
+
+def _library_fetch(name, offline, load):
+    home = str(root() / SOURCES[name].via)
+    try:  # already cached: no network needed
+        return load(home, False)
+    except (OSError, RuntimeError, ValueError):
+        pass
+    if not can_download(name, offline):
+        print(f"data: {name} is not cached and {SOURCES[name].host} cannot be reached")
+        return None
+    library_timeout()
+    try:
+        print(f"data: downloading {name} through {SOURCES[name].via} into {home}")
+        return load(home, True)
+    except Exception as err:  # network errors come in many library-specific types
+        print(f"data: download of {name} failed: {type(err).__name__}: {str(err)[:160]}")
+        return None

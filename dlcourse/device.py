@@ -1,0 +1,70 @@
+"""Choose the device a lesson runs on: CUDA, then Apple MPS, then CPU.
+
+`--device` or the environment variable DLCOURSE_DEVICE overrides the automatic choice.
+An unknown or unavailable device is a CourseError (one line, exit 2), never a traceback.
+"""
+import os
+import re
+
+from dlcourse import CourseError
+
+CHOICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def pick(requested=None):
+    """Return a torch.device. `requested` is None/'auto' or a device string."""
+    import torch
+
+    name = (requested or os.environ.get("DLCOURSE_DEVICE") or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise CourseError("device 'mps' is not available here (needs Apple silicon and a torch "
+                              "build with MPS); use --device cpu")
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match:
+        if not torch.cuda.is_available():
+            raise CourseError(f"device '{name}' is not available here (torch {torch.__version__} "
+                              "sees no CUDA GPU); use --device cpu")
+        index = int(match.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise CourseError(f"device '{name}' does not exist: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+        return torch.device(name)
+    raise CourseError(f"unknown device '{name}': choose {CHOICES}")
+
+
+def describe(device):
+    """A short human description, e.g. 'cuda (NVIDIA H100 80GB HBM3)'."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def synchronize(device):
+    """Wait for queued GPU work, so that wall-clock timings are honest."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _mps_available():
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())

@@ -1,0 +1,226 @@
+"""The course manifest: phases, weeks, lessons (English and Chinese titles), capstones
+and milestones. README.md, README.zh-CN.md, `dlcourse list/progress` and the tests all
+read this one list, so it is the single place to add a lesson.
+
+A lesson's file is `<phase folder>/<NN>-<slug>.py`; a capstone's is
+`<phase folder>/capstone-<slug>.py`. Ids: '01.03' for lesson 03 of phase 1,
+'01.capstone' for phase 1's capstone ('06.capstone1', '06.capstone2' where a phase has two).
+A phase is `ready` once all its files exist; planned phases appear in the README plan
+without checkboxes.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Lesson:
+    phase: int
+    key: str          # '03' for a lesson, 'capstone' / 'capstone1' for a capstone
+    slug: str         # file-name part after the number: 'numpy-basics'
+    title: str
+    title_zh: str
+    week: int
+    folder: str
+
+    @property
+    def id(self):
+        return f"{self.phase:02d}.{self.key}"
+
+    @property
+    def is_capstone(self):
+        return self.key.startswith("capstone")
+
+    @property
+    def path(self):
+        """Path relative to the course folder."""
+        stem = f"capstone-{self.slug}" if self.is_capstone else f"{self.key}-{self.slug}"
+        return f"{self.folder}/{stem}.py"
+
+
+@dataclass(frozen=True)
+class Phase:
+    number: int
+    folder: str
+    title: str
+    title_zh: str
+    weeks: tuple      # (first, last)
+    ready: bool
+    lessons: list = field(default_factory=list)   # lessons then capstones
+
+
+@dataclass(frozen=True)
+class Milestone:
+    week: int
+    text: str
+    text_zh: str
+
+
+def _phase(number, folder, title, title_zh, weeks, ready, lessons=(), capstones=()):
+    """lessons: (slug, title, title_zh, week); capstones: (slug, title, title_zh, week)."""
+    items = [Lesson(number, f"{i:02d}", slug, t, tz, w, folder)
+             for i, (slug, t, tz, w) in enumerate(lessons, start=1)]
+    for k, (slug, t, tz, w) in enumerate(capstones, start=1):
+        key = "capstone" if len(capstones) == 1 else f"capstone{k}"
+        items.append(Lesson(number, key, slug, t, tz, w, folder))
+    return Phase(number, folder, title, title_zh, weeks, ready, items)
+
+
+PHASES = [
+    _phase(1, "phase01-python-ds", "Python for data science: NumPy, Pandas, Matplotlib",
+           "数据科学 Python：NumPy、Pandas、Matplotlib", (1, 1), True, [
+               ("numpy-basics", "NumPy basics: arrays, dtypes, views vs copies",
+                "NumPy 基础：数组、数据类型、视图与副本", 1),
+               ("numpy-operations", "NumPy operations: vectorisation and broadcasting",
+                "NumPy 运算：向量化与广播", 1),
+               ("numpy-linear-algebra", "NumPy linear algebra: solve, norms, eig, lstsq",
+                "NumPy 线性代数：求解、范数、特征值、最小二乘", 1),
+               ("pandas-basics", "Pandas basics: Series, DataFrame, groupby, merge",
+                "Pandas 基础：Series、DataFrame、分组、合并", 1),
+               ("pandas-preprocessing", "Pandas preprocessing: missing values, encoding, "
+                "leakage-free splits", "Pandas 预处理：缺失值、编码、无泄漏划分", 1),
+               ("matplotlib-basics", "Matplotlib basics: the four plots and saving headless",
+                "Matplotlib 基础：四种基本图与无界面保存", 1),
+               ("visualization-advanced", "Advanced visualisation: grids, heatmaps, annotations",
+                "进阶可视化：子图网格、热力图、标注", 1),
+           ], [("eda", "Capstone: exploratory data analysis (Titanic / Iris)",
+                "综合项目：探索性数据分析（Titanic / Iris）", 1)]),
+    _phase(2, "phase02-math", "Mathematics and classical machine learning",
+           "数学基础与经典机器学习", (2, 3), False, [
+               ("vectors-matrices", "Vectors and matrices: projections, rank, linear maps",
+                "向量与矩阵：投影、秩、线性映射", 2),
+               ("eigenvalue-svd", "Eigenvalues and SVD: low-rank approximation",
+                "特征值与奇异值分解：低秩近似", 2),
+               ("derivatives-gradients", "Derivatives, gradients and Jacobians",
+                "导数、梯度与雅可比矩阵", 2),
+               ("chain-rule", "The chain rule and backprop by hand", "链式法则与手写反向传播", 2),
+               ("optimization-basics", "Gradient descent and learning-rate regimes",
+                "梯度下降与学习率", 2),
+               ("probability-basics", "Probability: distributions, CLT, Bayes",
+                "概率：分布、中心极限定理、贝叶斯", 2),
+               ("entropy-kl-divergence", "Entropy, cross-entropy and KL divergence",
+                "熵、交叉熵与 KL 散度", 2),
+               ("mle-map", "MLE and MAP: priors as regularisation", "最大似然与最大后验：先验即正则", 2),
+               ("linear-regression", "Linear regression: normal equations and gradient descent",
+                "线性回归：正规方程与梯度下降", 3),
+               ("logistic-regression", "Logistic regression: the gradient by hand",
+                "逻辑回归：手推梯度", 3),
+               ("svm", "Support vector machines: hinge loss, margins, kernels",
+                "支持向量机：合页损失、间隔、核函数", 3),
+               ("trees-and-ensembles", "Decision trees, random forests, gradient boosting",
+                "决策树、随机森林与梯度提升", 3),
+               ("knn-kmeans", "KNN and k-means", "K 近邻与 K 均值", 3),
+               ("pca", "PCA by SVD", "用 SVD 做主成分分析", 3),
+               ("model-evaluation", "Model evaluation: metrics, ROC/PR, cross-validation",
+                "模型评估：指标、ROC/PR、交叉验证", 3),
+               ("bias-variance", "Bias, variance and regularisation", "偏差、方差与正则化", 3),
+               ("feature-engineering", "Feature engineering and pipelines",
+                "特征工程与流水线", 3),
+           ], [("gradients-by-hand", "Capstone: loss and gradient by hand",
+                "综合项目：手推损失与梯度", 3)]),
+    _phase(3, "phase03-pytorch", "PyTorch core", "PyTorch 核心", (4, 4), False, [
+        ("tensor-basics", "Tensor basics: creation, dtype, device, NumPy interop",
+         "张量基础：创建、类型、设备、与 NumPy 互通", 4),
+        ("tensor-operations", "Tensor operations: views, broadcasting, einsum",
+         "张量运算：视图、广播、einsum", 4),
+        ("tensor-autograd", "Autograd: graphs, backward, custom Functions",
+         "自动求导：计算图、反向传播、自定义 Function", 4),
+        ("nn-module", "nn.Module: parameters, buffers, state_dict, hooks",
+         "nn.Module：参数、缓冲区、state_dict、钩子", 4),
+        ("loss-functions", "Loss functions from scratch", "从零实现损失函数", 4),
+        ("optimizers", "Optimisers from scratch: SGD, momentum, Adam", "从零实现优化器：SGD、动量、Adam", 4),
+        ("dataset-dataloader", "Dataset and DataLoader", "Dataset 与 DataLoader", 4),
+        ("data-augmentation", "Data augmentation with transforms v2, Mixup/CutMix",
+         "数据增强：transforms v2、Mixup/CutMix", 4),
+        ("training-loop", "The training loop, by hand and shared", "训练循环：手写与共享版本", 4),
+        ("model-save-load", "Saving, loading and resuming", "模型保存、加载与断点续训", 4),
+        ("gpu-memory", "Where GPU memory goes", "GPU 显存都去哪儿了", 4),
+        ("debugging-shapes-dtypes-devices", "Debugging shapes, dtypes and devices",
+         "调试形状、类型与设备错误", 4),
+    ], [("mnist", "Capstone: MNIST classifier", "综合项目：MNIST 手写数字分类", 4)]),
+    _phase(4, "phase04-mlp", "Neural-network foundations", "神经网络基础", (5, 5), False, [
+        ("perceptron", "The perceptron and XOR", "感知机与异或问题", 5),
+        ("mlp-basic", "A multilayer perceptron by hand", "手写多层感知机", 5),
+        ("forward-backward", "Forward and backward by hand", "手写前向与反向传播", 5),
+        ("activation-functions", "Activation functions and their derivatives", "激活函数及其导数", 5),
+        ("activation-comparison", "Comparing activations; dead ReLUs", "激活函数对比；死亡 ReLU", 5),
+        ("dropout", "Dropout from scratch", "从零实现 Dropout", 5),
+        ("batch-normalization", "BatchNorm and LayerNorm from scratch", "从零实现 BatchNorm 与 LayerNorm", 5),
+        ("weight-regularization", "L1/L2 penalties and decoupled weight decay",
+         "L1/L2 正则与解耦权重衰减", 5),
+        ("weight-init", "Weight initialisation: vanishing and exploding",
+         "权重初始化：梯度消失与爆炸", 5),
+    ], [("house-prices", "Capstone: house-price regression", "综合项目：房价回归", 5)]),
+    _phase(5, "phase05-cnn", "Convolutional networks", "卷积神经网络", (6, 7), False, [
+        ("convolution-basics", "Convolution from loops to im2col", "卷积：从循环到 im2col", 6),
+        ("pooling-layers", "Pooling layers", "池化层", 6),
+        ("receptive-field", "Receptive fields, analytic and measured", "感受野：解析与实测", 6),
+        ("lenet", "LeNet", "LeNet", 6),
+        ("alexnet", "AlexNet", "AlexNet", 6),
+        ("vggnet", "VGG", "VGG", 6),
+        ("resnet", "ResNet-18 from scratch", "从零实现 ResNet-18", 7),
+        ("resnet-variants", "ResNet-34/50/101: BasicBlock and Bottleneck",
+         "ResNet-34/50/101：BasicBlock 与 Bottleneck", 7),
+        ("mobilenet", "MobileNet: depthwise separable convolution", "MobileNet：深度可分离卷积", 7),
+        ("efficientnet", "EfficientNet: MBConv, squeeze-excitation, compound scaling",
+         "EfficientNet：MBConv、SE 模块、复合缩放", 7),
+        ("feature-visualization", "Seeing what a CNN learned", "可视化 CNN 学到的特征", 7),
+        ("grad-cam", "Grad-CAM", "Grad-CAM 类激活图", 7),
+    ], [("cifar10", "Capstone: fast CIFAR-10", "综合项目：快速 CIFAR-10 分类", 7)]),
+    _phase(6, "phase06-rnn", "Recurrent networks", "循环神经网络", (8, 9), False),
+    _phase(7, "phase07-transformer", "Transformers", "Transformer", (10, 12), False),
+    _phase(8, "phase08-generative", "Generative models", "生成模型", (13, 14), False),
+    _phase(9, "phase09-training", "Training techniques", "训练技巧", (15, 16), False),
+    _phase(10, "phase10-cv", "Computer vision", "计算机视觉", (17, 18), False),
+    _phase(11, "phase11-nlp", "Natural language processing", "自然语言处理", (19, 20), False),
+    _phase(12, "phase12-llm", "Large language models", "大语言模型", (21, 24), False),
+]
+
+MILESTONES = [
+    Milestone(1, "You can load, clean, summarise and plot a data set with NumPy, Pandas "
+              "and Matplotlib.", "能用 NumPy、Pandas、Matplotlib 加载、清洗、汇总并可视化数据。"),
+    Milestone(5, "NumPy/Pandas fluent, gradient descent and backprop understood, a PyTorch "
+              "model built alone, MNIST done.",
+              "熟练使用 NumPy/Pandas，理解梯度下降与反向传播，能独立搭建 PyTorch 模型，完成 MNIST。"),
+    Milestone(12, "You can implement and explain attention, a Transformer and GPT from scratch.",
+              "能从零实现并讲清注意力机制、Transformer 与 GPT。"),
+    Milestone(24, "You can pre-train, fine-tune (LoRA), quantise and serve a small language model.",
+              "能预训练、微调（LoRA）、量化并部署一个小型语言模型。"),
+]
+
+
+def lessons(ready_only=True):
+    """Every lesson and capstone, in course order."""
+    return [lesson for p in PHASES if p.ready or not ready_only for lesson in p.lessons]
+
+
+def find(lesson_id):
+    """Lesson by id ('01.03', '1.3', '01.capstone') or by path; None if unknown."""
+    text = str(lesson_id).strip()
+    if text.endswith(".py") or "/" in text or "\\" in text:
+        return find_by_path(text)
+    if "." in text:
+        phase, key = text.split(".", 1)
+        if phase.isdigit():
+            key = f"{int(key):02d}" if key.isdigit() else key
+            text = f"{int(phase):02d}.{key}"
+    return next((lesson for lesson in lessons(ready_only=False) if lesson.id == text), None)
+
+
+def find_by_path(path):
+    """Lesson whose file is `path` (absolute, or relative to the course folder)."""
+    path = Path(path)
+    try:
+        rel = path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return next((lesson for lesson in lessons(ready_only=False) if lesson.path == rel), None)
+
+
+def weeks():
+    """{week: [lessons]} for the ready phases, in course order."""
+    plan = {}
+    for lesson in lessons():
+        plan.setdefault(lesson.week, []).append(lesson)
+    return plan
