@@ -12,6 +12,7 @@ import importlib
 import platform
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from dlcourse import CourseError, data, progress, readme, syllabus
 
@@ -130,8 +131,11 @@ def cmd_doctor(args):
     line("OK", f"progress record {progress.path()}")
     if data.offline_mode():
         line("WARN", "DLCOURSE_OFFLINE is set: lessons use offline stand-ins")
-    for host in ["pypi.org", "huggingface.co", "download.pytorch.org"]:
-        ok = data.network_available(host) if not data.offline_mode() else False
+    hosts = sorted({s.host for s in data.SOURCES.values()} | {"huggingface.co"})
+    with ThreadPoolExecutor(len(hosts)) as pool:  # probe in parallel: seconds, not minutes
+        answers = dict(zip(hosts, pool.map(data.network_available, hosts)))
+    for host in hosts:
+        ok = answers[host]
         line("OK" if ok else "WARN", f"network: {host} {'reachable' if ok else 'NOT reachable'}"
              + ("" if ok else " (lessons fall back to offline data)"))
     print("doctor: " + ("all good" if not failures else f"{failures} problem(s) above"))

@@ -52,11 +52,12 @@ def close(name, actual, expected, atol=1e-6, rtol=0.0):
         _fail(name, "nothing to compare (empty arrays)")
     if (np.isnan(a) != np.isnan(e)).any():
         _fail(name, "NaN in different places")
-    finite = ~np.isnan(e)
-    a, e = a[finite], e[finite]
-    diff = np.where(a == e, 0.0, np.abs(a - e))  # a == e also covers matching infinities
+    if ((np.isinf(a) | np.isinf(e)) & (a != e) & ~np.isnan(e)).any():
+        _fail(name, "infinite values differ")
+    finite = np.isfinite(e)  # NaNs and matching infinities are equal by the checks above
+    diff = np.abs(a[finite] - e[finite])
     max_diff = float(diff.max()) if diff.size else 0.0
-    bound = atol + rtol * np.abs(e)
+    bound = atol + rtol * np.abs(e[finite])
     worst = float((diff - bound).max()) if diff.size else -1.0
     tol = f"{atol:g}" + (f" + {rtol:g}*|ref|" if rtol else "")
     line = f"max |diff| {max_diff:.3g} <= {tol}"

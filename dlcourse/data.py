@@ -72,7 +72,7 @@ def offline_mode(flag=False):
 _network_answer = {}
 
 
-def network_available(host="pypi.org", port=443, timeout=3.0):
+def network_available(host, port=443, timeout=3.0):
     """Can we open a TCP connection to `host`? Answers within `timeout` seconds, even
     when DNS itself hangs (the lookup runs in a daemon thread we stop waiting for)."""
     if env_flag("DLCOURSE_OFFLINE"):
@@ -211,8 +211,15 @@ def titanic(offline=False):
     """Titanic passengers as a pandas DataFrame (OpenML 40945 via scikit-learn), or None."""
     from sklearn.datasets import fetch_openml
 
-    return _library_fetch("titanic", offline, lambda home, download: fetch_openml(
-        data_id=40945, as_frame=True, data_home=home, download_if_missing=download).frame)
+    def load(home, download):
+        # fetch_openml has no download switch: it reads its cache (data_home/openml) first
+        # and only goes to the network for what is missing, so offline we call it only
+        # when that cache exists.
+        if not download and not (Path(home) / "openml").exists():
+            raise OSError("not cached")
+        return fetch_openml(data_id=40945, as_frame=True, data_home=home, n_retries=1).frame
+
+    return _library_fetch("titanic", offline, load)
 
 
 def california_housing(offline=False):
@@ -222,7 +229,7 @@ def california_housing(offline=False):
     return _library_fetch("california_housing", offline, lambda home, download:
                           fetch_california_housing(data_home=home, as_frame=True,
                                                    download_if_missing=download,
-                                                   return_X_y=True))
+                                                   return_X_y=True, n_retries=1))
 
 
 def torchvision_dataset(name, train, offline=False, transform=None):

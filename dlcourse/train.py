@@ -11,9 +11,7 @@ it sets the sampler's epoch, averages metrics over processes and saves from rank
 benchmarks/fit_overhead.py measures its cost against a bare loop.
 """
 import os
-import pickle
 import time
-import zipfile
 from pathlib import Path
 
 import torch
@@ -225,8 +223,7 @@ def load_checkpoint(path, map_location="cpu"):
         raise CourseError(f"checkpoint '{path}' not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
-            OSError) as err:
+    except Exception as err:  # torch raises many types here (IndexError, UnpicklingError...)
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CourseError(f"checkpoint '{path}' is corrupt or not a checkpoint: "
                           f"{first[:160]}") from None

@@ -1,0 +1,184 @@
+"""02 - Eigenvalues and SVD: low-rank approximation (phase 02, week 2)
+
+Goal: find eigenvectors by power iteration, build the SVD from the eigendecomposition of
+      A^T A, and compress the digits data set with truncated SVDs of growing rank.
+Run:  python phase02-math/02-eigenvalue-svd.py            (about 5 s on a 2-core CPU)
+      python phase02-math/02-eigenvalue-svd.py --quick    (about 4 s, offline)
+Expect: power iteration's eigenvalue equals np.linalg.eigh's to ~1e-10; the Eckart-Young
+        check "[check] |A - A_k|_F^2 vs sum of discarded sigma_i^2 ..." holds to ~1e-12
+        for every k; rank 10 keeps ~0.93 of the digits' energy; figure
+        svd_digits.png shows the spectrum and digits rebuilt from k = 1..40 components.
+"""
+import numpy as np
+from sklearn.datasets import load_digits
+
+from dlcourse import check, cli, data, plot
+import matplotlib.pyplot as plt
+
+N_QUICK = 400          # digits used in --quick (the full run uses all 1797)
+POWER_STEPS = 2000     # power-iteration steps (it stops early once converged)
+POWER_TOL = 1e-13      # stop when the eigenvalue estimate changes less than this (relative)
+SHOW_RANKS = (1, 2, 5, 10, 20, 40)   # ranks shown as reconstructions in the figure
+TOL = 1e-9             # relative float64 agreement for the checks
+
+
+# --- 1. Eigenvectors: directions a matrix only stretches ------------------------------
+# A v = lambda v. For a symmetric matrix S (covariances, Hessians, A^T A) the spectral
+# theorem says: real eigenvalues and an orthonormal set of eigenvectors, S = Q Lambda Q^T.
+# Power iteration: keep multiplying a vector by S and renormalising. Write the start as
+# sum_i c_i q_i; after t steps it is sum_i c_i lambda_i^t q_i, so the direction with the
+# largest |lambda| dominates, at a speed set by the ratio |lambda_2 / lambda_1|.
+def power_iteration(S, rng, steps=POWER_STEPS, tol=POWER_TOL):
+    v = rng.normal(size=S.shape[0])
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for step in range(1, steps + 1):
+        w = S @ v
+        new_lam = v @ w                 # Rayleigh quotient v^T S v (v has unit length)
+        v = w / np.linalg.norm(w)
+        if abs(new_lam - lam) <= tol * abs(new_lam):
+            break
+        lam = new_lam
+    return new_lam, v, step
+
+
+def top_eigenpairs(S, k, rng):
+    """The k largest eigenpairs by power iteration plus deflation: once (lambda, v) is found,
+    S - lambda v v^T has the same eigenvectors but v's eigenvalue set to 0, so the next
+    power iteration finds the next one."""
+    S = S.copy()
+    lams, vecs = [], []
+    for _ in range(k):
+        lam, v, _ = power_iteration(S, rng)
+        lams.append(lam)
+        vecs.append(v)
+        S -= lam * np.outer(v, v)
+    return np.array(lams), np.stack(vecs, axis=1)           # (k,), (d, k)
+
+
+# --- 2. SVD: every matrix is rotate - stretch - rotate ---------------------------------
+# A = U Sigma V^T with orthonormal U (n, r), V (d, r) and sigma_1 >= sigma_2 >= ... >= 0.
+# Link to eigenvalues: A^T A = V Sigma^2 V^T, so the right singular vectors are the
+# eigenvectors of A^T A and sigma_i = sqrt(lambda_i(A^T A)); then u_i = A v_i / sigma_i.
+# (Fine for teaching; real SVD routines avoid forming A^T A, which squares the condition
+# number and loses the small singular values to round-off.)
+def svd_via_eig(A):
+    lam, V = np.linalg.eigh(A.T @ A)                        # ascending eigenvalues
+    order = np.argsort(lam)[::-1]
+    lam, V = np.clip(lam[order], 0, None), V[:, order]
+    sigma = np.sqrt(lam)
+    keep = sigma > 1e-8 * sigma[0]
+    U = A @ V[:, keep] / sigma[keep]                        # (n, r)
+    return U, sigma[keep], V[:, keep]
+
+
+# --- 3. Low-rank approximation -------------------------------------------------------
+# A_k = sum_{i<=k} sigma_i u_i v_i^T keeps the k strongest rank-one pieces. Eckart-Young:
+# no rank-k matrix is closer to A, and the error is exactly what was thrown away:
+#     |A - A_k|_F^2 = sum_{i>k} sigma_i^2,      |A - A_k|_2 = sigma_{k+1}.
+def rank_k(U, s, Vt, k):
+    return (U[:, :k] * s[:k]) @ Vt[:k]                      # (n, k) * (k,) @ (k, d) -> (n, d)
+
+
+def figure(run, s, A, mean, U, Vt):
+    fig = plt.figure(figsize=(13, 5.5))
+    ax = fig.add_subplot(1, 3, 1)
+    ax.semilogy(np.arange(1, len(s) + 1), s, ".-")
+    ax.set(xlabel="i", ylabel="singular value sigma_i", title="spectrum of the digits matrix")
+    ax = fig.add_subplot(1, 3, 2)
+    energy = np.cumsum(s ** 2) / np.sum(s ** 2)
+    ax.plot(np.arange(1, len(s) + 1), energy, ".-")
+    ax.set(xlabel="rank k", ylabel="kept energy  sum_{i<=k} sigma_i^2 / sum sigma_i^2",
+           ylim=(0, 1.02), title="how much a rank-k approximation keeps")
+    ax.grid(alpha=0.3)
+    cols = len(SHOW_RANKS) + 1
+    for row in range(4):                                   # four example digits
+        for c, k in enumerate((*SHOW_RANKS, None)):
+            img = A[row] if k is None else rank_k(U, s, Vt, k)[row]
+            sub = fig.add_subplot(4, 2 * cols, row * 2 * cols + cols + c + 1)
+            sub.imshow((img + mean).reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
+            sub.set_xticks([])
+            sub.set_yticks([])
+            if row == 0:
+                sub.set_title("original" if k is None else f"k={k}", fontsize=9)
+    fig.suptitle("truncated SVD of 8x8 digits: a handful of directions carries most of the image")
+    return plot.save(fig, run, "svd_digits.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__, use_torch=False)
+    rng = np.random.default_rng(run.seed)
+    X = load_digits().data                                 # (1797, 64): 8x8 images, values 0..16
+    X = X[:N_QUICK] if run.quick else X
+    data.announce(f"scikit-learn digits, {len(X)} images of 8x8 pixels", real=True)
+    mean = X.mean(axis=0)
+    A = X - mean                                           # (n, 64), centred: SVD of A = PCA
+
+    # 1. Eigenpairs of the symmetric matrix S = A^T A / n (the pixel covariance).
+    S = A.T @ A / len(A)                                   # (64, 64)
+    lam_ref, Q_ref = np.linalg.eigh(S)                     # ascending
+    lam_ref, Q_ref = lam_ref[::-1], Q_ref[:, ::-1]
+    lam1, v1, steps = power_iteration(S, rng)
+    print(f"power iteration: lambda_1 = {lam1:.6f} after {steps} steps "
+          f"(lambda_2 / lambda_1 = {lam_ref[1] / lam_ref[0]:.3f} sets the speed)")
+    check.close("power iteration lambda_1 vs np.linalg.eigh (relative)", lam1 / lam_ref[0], 1.0,
+                atol=TOL)
+    # Eigenvectors are defined up to sign: compare |cos| of the angle instead.
+    check.close("power-iteration eigenvector vs eigh's, |cos angle|", abs(v1 @ Q_ref[:, 0]), 1.0,
+                atol=1e-6)
+    check.close("S v = lambda v for the power-iteration pair (relative)",
+                S @ v1 / lam1, v1, atol=1e-6)
+    lams, _ = top_eigenpairs(S, 5, rng)
+    check.close("top-5 eigenvalues by deflation vs eigh (relative)", lams / lam_ref[0],
+                lam_ref[:5] / lam_ref[0], atol=1e-8)
+    check.close("spectral theorem S = Q Lambda Q^T (relative)",
+                (Q_ref * lam_ref) @ Q_ref.T / lam_ref[0], S / lam_ref[0], atol=TOL)
+    # A non-symmetric matrix need not have real eigenvalues: a rotation by 90 degrees turns
+    # every vector, so no real direction is merely stretched; its eigenvalues are +-i.
+    print("eigenvalues of a 90-degree rotation:", np.linalg.eigvals(np.array([[0., -1.], [1., 0.]])))
+
+    # 2. SVD from the eigendecomposition of A^T A, against numpy's SVD.
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)       # (n, 64), (64,), (64, 64)
+    U_e, s_e, V_e = svd_via_eig(A)
+    r = len(s_e)
+    print(f"numerical rank of the centred digits matrix: {r} of 64 "
+          "(some border pixels are always 0)")
+    check.close("singular values via eig(A^T A) vs np.linalg.svd (relative)", s_e / s[0],
+                s[:r] / s[0], atol=1e-8)
+    check.close("U Sigma V^T rebuilds A (relative)", (U_e * s_e) @ V_e.T / np.abs(A).max(),
+                A / np.abs(A).max(), atol=1e-8)
+    check.close("singular values^2 / n = eigenvalues of the covariance (relative)",
+                s ** 2 / len(A) / lam_ref[0], lam_ref / lam_ref[0], atol=TOL)
+
+    # 3. Eckart-Young for every rank k.
+    ks = np.arange(0, r + 1)
+    fro2 = np.array([np.sum((A - rank_k(U, s, Vt, k)) ** 2) for k in ks])
+    discarded = np.array([np.sum(s[k:] ** 2) for k in ks])
+    total = np.sum(s ** 2)
+    check.close("|A - A_k|_F^2 vs sum of discarded sigma_i^2, all k (relative to |A|_F^2)",
+                fro2 / total, discarded / total, atol=TOL)
+    k = 10
+    spec = np.linalg.norm(A - rank_k(U, s, Vt, k), ord=2)
+    check.close(f"spectral norm |A - A_{k}|_2 vs sigma_{k + 1} (relative)", spec / s[0],
+                s[k] / s[0], atol=TOL)
+    # "Best" is a real claim: another rank-k approximation, here projecting onto k random
+    # orthonormal directions, must leave a larger error.
+    Qr, _ = np.linalg.qr(rng.normal(size=(A.shape[1], k)))  # (64, k)
+    random_err = np.sum((A - A @ Qr @ Qr.T) ** 2)
+    check.greater(f"random rank-{k} error / SVD rank-{k} error", random_err / fro2[k], 1.0)
+    kept = 1 - fro2[k] / total
+    print(f"rank {k} keeps {kept:.3f} of the energy, storing {k * (len(A) + 64 + 1)} numbers "
+          f"instead of {A.size}")
+
+    figure(run, s, A, mean, U, Vt)
+    return cli.finish(run, {"images": len(A), "lambda_1": float(lam1),
+                            f"energy_kept_rank{k}": float(kept)})
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())
