@@ -92,15 +92,13 @@ def start(args, lesson_file, use_torch=True):
         raise CourseError(f"cannot create output folder '{out}': {err.strerror}") from None
     seed = getattr(args, "seed", 0)
     seeding.seed_everything(seed)
-    device = None
-    if use_torch:
-        from dlcourse import device as devices
-        device = devices.pick(getattr(args, "device", None))
+    from dlcourse import device as devices
+    devices.validate(getattr(args, "device", None))  # a typo fails even where torch is unused
+    device = devices.pick(getattr(args, "device", None)) if use_torch else None
     run = Run(lesson_id, title, out, quick, offline, seed, device)
     parts = [f"== {lesson_id} {title}", f"seed {seed}",
              "quick" if quick else "full", "offline" if offline else "online allowed"]
     if device is not None:
-        from dlcourse import device as devices
         parts.insert(1, f"device {devices.describe(device)}")
     print(" | ".join(parts), flush=True)
     print(f"outputs: {out}", flush=True)

@@ -11,6 +11,14 @@ from dlcourse import CourseError
 CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
+def validate(requested=None):
+    """Check a device name's spelling without importing torch (for lessons that don't use it)."""
+    name = (requested or os.environ.get("DLCOURSE_DEVICE") or "auto").strip().lower()
+    if name not in {"auto", "cpu", "mps"} and not re.fullmatch(r"cuda(?::\d+)?", name):
+        raise CourseError(f"unknown device '{name}': choose {CHOICES}")
+    return name
+
+
 def pick(requested=None):
     """Return a torch.device. `requested` is None/'auto' or a device string."""
     import torch

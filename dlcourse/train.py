@@ -142,12 +142,13 @@ def fit(model, train_loader, loss_fn, optimizer, *, device, epochs, val_loader=N
                 optimizer.zero_grad(set_to_none=True)
                 if scheduler is not None and scheduler_per_batch:
                     scheduler.step()
-            loss_sum += loss.item() * len(y)
+            loss_sum += loss.detach() * len(y)  # stays on the device: no sync per batch
             seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+            if not bar.disable and (i % 20 == 0 or i == n_batches):
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()
-        row = _mean_over_processes({"train_loss": loss_sum / max(seen, 1)}, device)
+        row = _mean_over_processes({"train_loss": float(loss_sum) / max(seen, 1)}, device)
         if val_loader is not None:
             row.update({f"val_{k}": v for k, v in
                         evaluate(model, val_loader, loss_fn, device, metrics, amp).items()})

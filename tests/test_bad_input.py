@@ -1,0 +1,75 @@
+"""A learner's mistakes give one clear line and a non-zero exit, never a traceback, and
+nothing they produced is lost."""
+import json
+
+import pytest
+
+from conftest import run_script
+
+TORCH_LESSON = "phase04-mlp/02-mlp-basic.py"        # trains, takes --epochs and --device
+NUMPY_LESSON = "phase01-python-ds/01-numpy-basics.py"
+
+
+def assert_one_line_error(result, code=2, contains=""):
+    assert result.returncode == code, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert contains in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("lesson", [TORCH_LESSON, NUMPY_LESSON])
+def test_unknown_device(lesson, tmp_path):
+    result = run_script(lesson, ["--quick", "--device", "tpu", "--out", str(tmp_path)], tmp_path)
+    assert_one_line_error(result, contains="unknown device 'tpu'")
+
+
+def test_unavailable_device(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_script(TORCH_LESSON, ["--quick", "--device", "cuda", "--out", str(tmp_path)],
+                        tmp_path)
+    assert_one_line_error(result, contains="not available")
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1", "three"])
+def test_bad_epochs(epochs, tmp_path):
+    result = run_script(TORCH_LESSON, ["--quick", "--epochs", epochs], tmp_path)
+    assert_one_line_error(result, contains="--epochs")
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("mine")
+    result = run_script(NUMPY_LESSON, ["--quick", "--out", str(target)], tmp_path)
+    assert_one_line_error(result, contains="not a folder")
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated zip"])
+def test_corrupt_checkpoint(content, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    result = run_script("phase03-pytorch/10-model-save-load.py",
+                        ["--quick", "--resume-from", str(bad), "--out", str(tmp_path / "o")],
+                        tmp_path)
+    assert_one_line_error(result, contains="corrupt")
+    assert bad.read_bytes() == content  # the learner's file is left as it was
+
+
+def test_missing_checkpoint(tmp_path):
+    result = run_script("phase03-pytorch/10-model-save-load.py",
+                        ["--quick", "--resume-from", str(tmp_path / "nope.pt"),
+                         "--out", str(tmp_path / "o")], tmp_path)
+    assert_one_line_error(result, contains="not found")
+
+
+def test_corrupt_progress_file_is_kept_and_the_run_still_records(tmp_path):
+    record = tmp_path / "progress.json"
+    record.write_text("{ this is not json")
+    result = run_script(NUMPY_LESSON, ["--quick", "--out", str(tmp_path / "o")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "could not be read" in result.stdout
+    kept = list(tmp_path.glob("progress.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text() == "{ this is not json"
+    assert "01.01" in json.loads(record.read_text())["runs"]

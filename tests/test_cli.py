@@ -1,0 +1,86 @@
+"""`python -m dlcourse` commands: list, run, progress (--markdown), doctor, prefetch, readme."""
+import json
+import subprocess
+import sys
+
+from conftest import REPO, offline_env
+from dlcourse import readme, syllabus
+
+
+def dlcourse(tmp_path, *args, **env):
+    return subprocess.run([sys.executable, "-m", "dlcourse", *args], cwd=REPO, text=True,
+                          capture_output=True, env=offline_env(tmp_path, **env), timeout=240)
+
+
+def test_list_shows_every_ready_lesson(tmp_path):
+    result = dlcourse(tmp_path, "list")
+    assert result.returncode == 0
+    for lesson in syllabus.lessons():
+        assert lesson.id in result.stdout
+
+
+def test_run_records_progress_and_progress_reports_it(tmp_path):
+    result = dlcourse(tmp_path, "run", "01.01", "--quick", "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert "checks:" in result.stdout
+    record = json.loads((tmp_path / "progress.json").read_text())
+    assert record["runs"]["01.01"]["quick"] is not None
+    table = dlcourse(tmp_path, "progress")
+    assert table.returncode == 0 and "in progress" in table.stdout
+    listing = dlcourse(tmp_path, "list")
+    assert "[~] 01.01" in listing.stdout  # tried with --quick only
+
+
+def test_progress_markdown_ticks_done_lessons(tmp_path):
+    (tmp_path / "progress.json").write_text(json.dumps({"runs": {
+        "01.01": {"full": {"when": "now", "checks": 3, "seconds": 1, "metrics": {}},
+                  "quick": None},
+        "01.02": {"full": None, "quick": {"when": "now", "checks": 3, "seconds": 1,
+                                          "metrics": {}}}}}))
+    out = tmp_path / "PROGRESS.md"
+    result = dlcourse(tmp_path, "progress", "--markdown", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "- [x] `01.01`" in text and "- [ ] `01.02`" in text
+    zh = tmp_path / "zh.md"
+    assert dlcourse(tmp_path, "progress", "--markdown", str(zh), "--lang", "zh").returncode == 0
+    assert "我的学习进度" in zh.read_text()
+
+
+def test_run_unknown_lesson_is_a_one_line_error(tmp_path):
+    result = dlcourse(tmp_path, "run", "99.99")
+    assert result.returncode == 2 and "unknown lesson" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_reports_and_passes_offline(tmp_path):
+    result = dlcourse(tmp_path, "doctor")
+    assert result.returncode == 0, result.stdout
+    assert "[OK] torch" in result.stdout and "DLCOURSE_OFFLINE is set" in result.stdout
+
+
+def test_doctor_fails_on_an_unknown_device(tmp_path):
+    result = dlcourse(tmp_path, "doctor", "--device", "tpu")
+    assert result.returncode == 1 and "[FAIL] unknown device" in result.stdout
+
+
+def test_prefetch_lists_sources_and_refuses_offline(tmp_path):
+    listing = dlcourse(tmp_path, "prefetch", "--list")
+    assert listing.returncode == 0 and "tinyshakespeare" in listing.stdout
+    result = dlcourse(tmp_path, "prefetch", "tinyshakespeare")
+    assert result.returncode == 2 and "DLCOURSE_OFFLINE" in result.stderr
+    result = dlcourse(tmp_path, "prefetch", "nosuchset", DLCOURSE_OFFLINE="")
+    assert result.returncode == 2 and "unknown data set" in result.stderr
+
+
+def test_readme_check_passes_on_a_clean_tree(tmp_path):
+    assert readme.update(REPO, check_only=True) == []
+    assert dlcourse(tmp_path, "readme", "--check").returncode == 0
+
+
+def test_import_dlcourse_is_light():
+    code = ("import sys, dlcourse, dlcourse.cli, dlcourse.check, dlcourse.syllabus; "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'sklearn') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
