@@ -91,7 +91,7 @@ def start(args, lesson_file, use_torch=True):
     except OSError as err:
         raise CourseError(f"cannot create output folder '{out}': {err.strerror}") from None
     seed = getattr(args, "seed", 0)
-    seeding.seed_everything(seed)
+    seeding.seed_everything(seed, use_torch=use_torch)
     from dlcourse import device as devices
     devices.validate(getattr(args, "device", None))  # a typo fails even where torch is unused
     device = devices.pick(getattr(args, "device", None)) if use_torch else None

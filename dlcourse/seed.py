@@ -9,15 +9,15 @@ import random
 import numpy as np
 
 
-def seed_everything(seed, deterministic=False):
-    """Seed random, numpy and torch. `deterministic=True` also asks torch for
-    deterministic kernels (slower; raises where an op has none)."""
+def seed_everything(seed, deterministic=False, use_torch=True):
+    """Seed random, numpy and (unless use_torch=False) torch. `deterministic=True` also asks
+    torch for deterministic kernels (slower; raises where an op has none).
+    use_torch=False keeps NumPy-only lessons from paying torch's import time."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    try:
-        import torch
-    except ImportError:  # Phase 1 lessons may run before torch is installed
+    if not use_torch:
         return seed
+    import torch
     torch.manual_seed(seed)  # also seeds every CUDA and MPS device
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # after dlcourse.plot, which selects the headle
 
 DIM = 8                              # features per point in the distance example
 SIZES_QUICK = [20, 40, 80]           # points per side of the distance matrix (--quick)
-SIZES_FULL = [25, 50, 100, 200, 400, 800]  # full run: the loop does up to 640k inner steps
+SIZES_FULL = [25, 50, 100, 200, 400, 800]  # full run: up to 640k point pairs in the loop
 REPEATS = 3                          # best-of-N timing: the minimum is least disturbed by noise
 
 

@@ -84,3 +84,14 @@ def test_import_dlcourse_is_light():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_numpy_only_lessons_do_not_import_torch(tmp_path):
+    """Phase 1 never needs torch: its lessons must not pay torch's import time."""
+    code = ("import sys, runpy; sys.argv = ['x', '--quick', '--out', sys.argv[1]]; "
+            "import dlcourse.cli as cli; args = cli.parser().parse_args(sys.argv[1:]); "
+            f"cli.start(args, {str(REPO / 'phase01-python-ds' / '01-numpy-basics.py')!r}, "
+            "use_torch=False); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, env=offline_env(tmp_path))
+    assert out.stdout.strip().endswith("False"), out.stdout + out.stderr

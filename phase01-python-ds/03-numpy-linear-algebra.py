@@ -1,0 +1,214 @@
+"""03 - NumPy linear algebra: solve, norms, eig, lstsq (phase 01, week 1)
+
+Goal: use matmul, norms, det, eig and lstsq with confidence, and see on Hilbert matrices why
+      np.linalg.solve(A, b) beats inv(A) @ b: same maths, very different residuals.
+Run:  python phase01-python-ds/03-numpy-linear-algebra.py            (about 10 s on a 2-core CPU)
+      python phase01-python-ds/03-numpy-linear-algebra.py --quick    (seconds, offline, used by the tests)
+Expect: at cond(H) ~1e16 solve's relative residual stays ~1e-16 while inv's is ~1e-2;
+        every residual check OK; figure solve_vs_inv.png.
+"""
+import time
+
+import numpy as np
+
+from dlcourse import check, cli, plot
+
+import matplotlib.pyplot as plt  # after dlcourse.plot, which selects the headless backend
+
+EPS = np.finfo(np.float64).eps   # 2.2e-16: float64's relative rounding unit
+HILBERT_QUICK = [4, 6, 8, 10, 12]          # sizes n of the ill-conditioned test matrices
+HILBERT_FULL = list(range(2, 15))          # full run: up to n=14, cond beyond 1/EPS
+TIMING_N = 1500                            # full run only: n for the solve-vs-inv timing
+POWER_STEPS = 500                          # power-iteration steps (converges at rate |l2/l1|)
+
+
+def matmul_basics(rng):
+    A, B = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
+    # C[i, j] = sum_k A[i, k] B[k, j], written as loops once so that @ is not magic.
+    C = np.zeros((3, 2))
+    for i in range(3):
+        for j in range(2):
+            for k in range(4):
+                C[i, j] += A[i, k] * B[k, j]
+    check.close("A @ B vs triple loop", A @ B, C, atol=1e-12)
+    # @ broadcasts over leading "batch" axes: (8, 3, 4) @ (4, 2) -> (8, 3, 2).
+    batch = rng.normal(size=(8, 3, 4))
+    out = batch @ B                                   # (8, 3, 2)
+    check.close("batched @ vs einsum 'bik,kj->bij'", out, np.einsum("bik,kj->bij", batch, B),
+                atol=1e-12)
+    print(f"  (3, 4) @ (4, 2) -> {C.shape};  (8, 3, 4) @ (4, 2) -> {out.shape};  "
+          "A * B would be elementwise")
+
+
+def norms(rng):
+    """Each norm from its definition against np.linalg.norm."""
+    v = rng.normal(size=6)
+    M = rng.normal(size=(5, 4))
+    ours = {
+        "L1  sum|v|": np.abs(v).sum(),
+        "L2  sqrt(sum v^2)": np.sqrt((v ** 2).sum()),
+        "Linf max|v|": np.abs(v).max(),
+        "Frobenius": np.sqrt((M ** 2).sum()),
+        "spectral = sqrt(max eig M^T M)": np.sqrt(np.linalg.eigvalsh(M.T @ M).max()),
+        "ord=1: max column sum": np.abs(M).sum(axis=0).max(),
+        "ord=inf: max row sum": np.abs(M).sum(axis=1).max(),
+    }
+    ref = [np.linalg.norm(v, 1), np.linalg.norm(v), np.linalg.norm(v, np.inf),
+           np.linalg.norm(M, "fro"), np.linalg.norm(M, 2), np.linalg.norm(M, 1),
+           np.linalg.norm(M, np.inf)]
+    for (name, value), r in zip(ours.items(), ref):
+        print(f"  {name:<32} {value:9.5f}  np.linalg.norm {r:9.5f}")
+    check.close("7 norms from their definitions vs np.linalg.norm", list(ours.values()), ref,
+                atol=1e-12)
+
+
+def det_and_eig(rng):
+    A = rng.normal(size=(5, 5))
+    w = np.linalg.eigvals(A)                     # complex in general for a non-symmetric A
+    check.close("det(A) == product of eigenvalues", np.linalg.det(A), np.prod(w).real,
+                atol=1e-10)
+    B = rng.normal(size=(5, 5))
+    check.close("det(AB) == det(A) det(B)", np.linalg.det(A @ B),
+                np.linalg.det(A) * np.linalg.det(B), atol=1e-9)
+    # det of a big matrix overflows float64; slogdet returns sign and log|det| instead.
+    big = 100 * np.eye(200)                              # det = 100^200 = 10^400 > float64 max
+    sign, logdet = np.linalg.slogdet(big)
+    with np.errstate(over="ignore"):                     # the overflow is the point here
+        plain = np.linalg.det(big)
+    print(f"  det(100 I_200) = {plain};  slogdet -> sign {sign}, "
+          f"log10|det| = {logdet / np.log(10):.1f}")
+    check.close("slogdet of 100*I_200 gives log|det| = 200 ln 100", logdet, 200 * np.log(100),
+                atol=1e-9)
+
+    # Symmetric matrices: eigh gives real eigenvalues (ascending) and orthonormal vectors.
+    S = A + A.T                                           # (5, 5), symmetric
+    lam, V = np.linalg.eigh(S)
+    check.close("eigh residual ||S V - V diag(lam)||", S @ V - V * lam, np.zeros((5, 5)),
+                atol=1e-12)
+    check.close("eigenvectors are orthonormal: V^T V = I", V.T @ V, np.eye(5), atol=1e-12)
+    # Power iteration: repeated x <- Sx / ||Sx|| converges to the eigenvector of the largest
+    # |eigenvalue|; the Rayleigh quotient x^T S x then estimates that eigenvalue.
+    x = rng.normal(size=5)
+    for _ in range(POWER_STEPS):
+        x = S @ x
+        x /= np.linalg.norm(x)
+    dominant = lam[np.argmax(np.abs(lam))]
+    check.close("power iteration vs eigh's dominant eigenvalue", x @ S @ x, dominant, atol=1e-8)
+
+
+def solve_vs_inv(sizes):
+    """Hilbert matrices H[i, j] = 1 / (i + j + 1): symmetric, invertible, badly conditioned."""
+    rows = []
+    print("     n    cond(H)   residual solve   residual inv   fwd err solve   fwd err inv")
+    for n in sizes:
+        i = np.arange(n)
+        H = 1.0 / (i[:, None] + i[None, :] + 1)      # (n, n) via broadcasting
+        x_true = np.ones(n)
+        b = H @ x_true
+        x_solve = np.linalg.solve(H, b)               # LU with pivoting, then two triangular solves
+        x_inv = np.linalg.inv(H) @ b                  # forms the inverse explicitly: extra error
+        rel_res = [np.linalg.norm(H @ x - b) / np.linalg.norm(b) for x in (x_solve, x_inv)]
+        fwd = [np.linalg.norm(x - x_true) / np.linalg.norm(x_true) for x in (x_solve, x_inv)]
+        cond = np.linalg.cond(H)
+        rows.append((n, cond, *rel_res, *fwd))
+        print(f"  {n:4d}  {cond:9.1e}   {rel_res[0]:13.1e}   {rel_res[1]:12.1e}   "
+              f"{fwd[0]:13.1e}   {fwd[1]:11.1e}")
+    res_solve = np.array([r[2] for r in rows])
+    # solve is backward stable: it solves a nearby system exactly, so its residual stays near
+    # EPS whatever the conditioning. (10 n EPS is the usual textbook-style allowance.)
+    check.less("solve: worst relative residual <= 10 n EPS", res_solve.max(),
+               10 * max(sizes) * EPS)
+    n, cond, r_s, r_i, f_s, f_i = rows[-1]
+    check.greater(f"inv(H) @ b residual is >1000x solve's at n={n}", r_i, 1000 * max(r_s, EPS))
+    # Forward error is bounded by conditioning times backward error:
+    #   ||x - x*|| / ||x*|| <= cond(H) * ||H x - b|| / ||b||   (+ rounding of the residual itself)
+    bound = np.array([r[1] * (r[2] + r[0] * EPS) for r in rows])
+    fwd_solve = np.array([r[4] for r in rows])
+    check.true("forward error <= cond * residual for every n", (fwd_solve <= bound).all(),
+               f"largest ratio error/bound {np.max(fwd_solve / bound):.2g}")
+    return rows
+
+
+def least_squares(rng):
+    """Fit y ~ c0 + c1 t + c2 t^2 to noisy points: an over-determined system X c ~ y."""
+    t = np.linspace(-1, 1, 40)
+    y = 0.5 - 2.0 * t + 3.0 * t ** 2 + rng.normal(scale=0.2, size=t.size)
+    X = np.stack([np.ones_like(t), t, t ** 2], axis=1)   # (40, 3) design matrix
+    coef, _, rank, sv = np.linalg.lstsq(X, y)
+    r = y - X @ coef
+    # Optimality: the residual is orthogonal to every column of X (normal equations X^T r = 0).
+    check.close("lstsq residual is orthogonal to the columns: X^T r", X.T @ r, np.zeros(3),
+                atol=1e-12)
+    check.close("lstsq == normal equations (X^T X) c = X^T y", coef,
+                np.linalg.solve(X.T @ X, X.T @ y), atol=1e-10)
+    check.close("lstsq == np.polyfit(t, y, 2)", coef, np.polyfit(t, y, 2)[::-1], atol=1e-10)
+    print(f"  fitted c = {np.round(coef, 3)} (generated with 0.5, -2, 3); rank {rank}, "
+          f"||r|| = {np.linalg.norm(r):.3f}")
+    return coef
+
+
+def time_solve_vs_inv(rng, n):
+    A = rng.normal(size=(n, n))
+    b = rng.normal(size=n)
+    t0 = time.perf_counter()
+    np.linalg.solve(A, b)
+    t_solve = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    np.linalg.inv(A) @ b
+    t_inv = time.perf_counter() - t0
+    print(f"  n={n}: solve {t_solve * 1e3:.1f} ms, inv @ b {t_inv * 1e3:.1f} ms "
+          "(the inverse needs ~3x the flops of one LU solve)")
+    return t_solve, t_inv
+
+
+def figure(run, rows):
+    rows = sorted(rows, key=lambda r: r[1])   # computed cond saturates near 1/EPS: sort by it
+    cond = [r[1] for r in rows]
+    floor = 1e-18                             # an exact 0 cannot sit on a log axis: drawn here
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, (i_s, i_i), title in [(axes[0], (2, 3), "relative residual ||Hx - b|| / ||b||"),
+                                  (axes[1], (4, 5), "forward error ||x - x*|| / ||x*||")]:
+        ax.loglog(cond, [max(r[i_s], floor) for r in rows], "o-", label="solve(H, b)")
+        ax.loglog(cond, [max(r[i_i], floor) for r in rows], "s-", label="inv(H) @ b")
+        ax.set(xlabel="cond(H)", title=title)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+    axes[0].axhline(EPS, color="gray", ls=":", lw=1)
+    axes[0].text(cond[0], EPS * 3, "machine epsilon (exact 0 drawn at 1e-18)", color="gray",
+                 fontsize=8)
+    fig.suptitle("Hilbert systems: same maths, different rounding")
+    return plot.save(fig, run, "solve_vs_inv.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__, use_torch=False)
+    rng = np.random.default_rng(run.seed)
+    print("1) matmul")
+    matmul_basics(rng)
+    print("2) norms")
+    norms(rng)
+    print("3) det and eig")
+    det_and_eig(rng)
+    print("4) solve vs inv on ill-conditioned Hilbert systems")
+    rows = solve_vs_inv(HILBERT_QUICK if run.quick else HILBERT_FULL)
+    print("5) least squares")
+    least_squares(rng)
+    n, cond, r_solve, r_inv = rows[-1][:4]
+    metrics = {"hilbert_n": n, "log10_cond": round(np.log10(cond), 1),
+               "log10_residual_solve": round(np.log10(max(r_solve, EPS / 1e3)), 1),
+               "log10_residual_inv": round(np.log10(r_inv), 1)}
+    if not run.quick:
+        print("6) timing")
+        t_solve, t_inv = time_solve_vs_inv(rng, TIMING_N)
+        metrics.update(solve_ms=round(t_solve * 1e3, 1), inv_ms=round(t_inv * 1e3, 1))
+    figure(run, rows)
+    return cli.finish(run, metrics)
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())
