@@ -24,6 +24,8 @@ def offline_env(tmp_path, **extra):
         "TQDM_DISABLE": "1",
     })
     env.pop("DLCOURSE_DEVICE", None)
+    if os.environ.get("DLCOURSE_TEST_DEVICE"):  # e.g. run every lesson on cuda: see docs/SETUP.md
+        env["DLCOURSE_DEVICE"] = os.environ["DLCOURSE_TEST_DEVICE"]
     env.update(extra)
     return env
 
