@@ -87,7 +87,7 @@ PHASES = [
            ], [("eda", "Capstone: exploratory data analysis (Titanic / Iris)",
                 "综合项目：探索性数据分析（Titanic / Iris）", 1)]),
     _phase(2, "phase02-math", "Mathematics and classical machine learning",
-           "数学基础与经典机器学习", (2, 3), False, [
+           "数学基础与经典机器学习", (2, 3), True, [
                ("vectors-matrices", "Vectors and matrices: projections, rank, linear maps",
                 "向量与矩阵：投影、秩、线性映射", 2),
                ("eigenvalue-svd", "Eigenvalues and SVD: low-rank approximation",

@@ -2,8 +2,8 @@
 
 Goal: project a vector onto a line and onto a subspace by hand, build an orthonormal basis
       (Gram-Schmidt), count a matrix's rank, and watch 2x2 matrices bend the plane.
-Run:  python phase02-math/01-vectors-matrices.py            (about 1 s on a 2-core CPU)
-      python phase02-math/01-vectors-matrices.py --quick    (under a second, offline)
+Run:  python phase02-math/01-vectors-matrices.py            (442 rows; about 4 s on a 2-core CPU)
+      python phase02-math/01-vectors-matrices.py --quick    (150 rows; about 4 s, offline)
 Expect: "[check] residual is orthogonal to every column (A^T r / |A||r|): max |diff| ~1e-16";
         the projection of the diabetes target onto the feature columns equals
         scikit-learn's LinearRegression fit (R^2 ~0.52 on all 442 rows); Gram-Schmidt rank
@@ -91,7 +91,8 @@ def figure(run, a, b, maps):
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]], float)
     for ax, (name, M) in zip(axes[1:], maps.items()):
         for v in g:   # faint: the original grid; grey: its image under M
-            for line in (np.stack([g, np.full_like(g, v)], 1), np.stack([np.full_like(g, v), g], 1)):
+            const = np.full_like(g, v)
+            for line in (np.stack([g, const], 1), np.stack([const, g], 1)):   # (9, 2) each
                 ax.plot(*line.T, color="0.93", lw=0.8)
                 ax.plot(*(line @ M.T).T, color="0.65", lw=0.8)
         ax.fill(*(square @ M.T).T, color="tab:orange", alpha=0.5)

@@ -1,0 +1,240 @@
+"""05 - Gradient descent and learning-rate regimes (phase 02, week 2)
+
+Goal: run gradient descent on a quadratic, on least squares for real data and on the
+      Rosenbrock valley, and see the learning rate 2/L split convergence from divergence.
+Run:  python phase02-math/05-optimization-basics.py            (about 10 s on a 2-core CPU)
+      python phase02-math/05-optimization-basics.py --quick    (about 7 s, offline)
+Expect: "[check] diabetes least squares, lr = 0.99 x 2/L: converged ..." and "lr = 1.01 x
+        2/L: diverged ..."; the measured contraction rate equals max|1 - lr*lambda| to ~1e-16;
+        GD on Rosenbrock reaches (1, 1) with lr 0.0019 but not with 0.0021 (2/L there is
+        ~0.002); figure gradient_descent.png shows the paths on contour plots.
+"""
+import numpy as np
+import torch
+from sklearn.datasets import load_diabetes
+
+from dlcourse import check, cli, data, plot
+import matplotlib.pyplot as plt
+
+H_EIGS = (10.0, 1.0)       # curvatures L and mu of the 2-D quadratic (condition number 10)
+H_ANGLE = 30.0             # degrees the quadratic's axes are rotated by
+X_START = (-4.0, 2.5)      # start of GD on the quadratic
+FRACTIONS = (0.1, 0.5, 0.95, 1.02)   # learning rates shown, as multiples of 2/L
+QUAD_STEPS = 30            # GD steps drawn on the quadratic
+LSQ_STEPS = 6000           # GD steps on diabetes least squares (ill-conditioned: see the print)
+SWEEP = np.linspace(0.05, 1.2, 47)   # learning rates / (2/L) for the sweep
+N_QUICK = 150              # diabetes rows in --quick (full: all 442)
+ROSEN_START = (-1.2, 1.0)  # the classic starting point on the Rosenbrock function
+ROSEN_LRS = (5e-4, 1.9e-3, 2.1e-3)   # below / just below / just above 2/L at the minimum
+ROSEN_STEPS_QUICK, ROSEN_STEPS_FULL = 8000, 30000
+BLOWUP = 1e8               # loss / initial loss above which a run counts as diverged
+
+
+# --- Gradient descent --------------------------------------------------------------
+# x_{t+1} = x_t - lr * grad f(x_t). On a quadratic f(x) = 1/2 x^T H x (grad = H x) this is
+# x_{t+1} = (I - lr H) x_t. Write x in H's eigenvectors: each coordinate is multiplied by
+# (1 - lr lambda_i) per step. It shrinks iff |1 - lr lambda_i| < 1, i.e. 0 < lr < 2/lambda_i.
+# The largest eigenvalue L (the "smoothness" constant: the sharpest curvature) binds first:
+#   lr < 2/L converges, lr > 2/L diverges, and the rate is max_i |1 - lr lambda_i|.
+# Small lr: the flat directions (small lambda) crawl. lr near 2/L: the steep direction
+# overshoots and flips sign each step (zig-zag). Best fixed lr = 2/(L + mu).
+def gradient_descent(grad, x0, lr, steps, loss=None):
+    xs = [np.asarray(x0, float)]
+    f0 = loss(xs[0]) if loss else None
+    for _ in range(steps):
+        xs.append(xs[-1] - lr * grad(xs[-1]))
+        if loss and not loss(xs[-1]) < BLOWUP * f0:         # also stops on inf / nan
+            break
+    return np.array(xs)                                      # (steps + 1, dim)
+
+
+def rotation(deg):
+    t = np.radians(deg)
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+# --- Rosenbrock: a non-convex valley ---------------------------------------------------
+# f(x, y) = (1 - x)^2 + 100 (y - x^2)^2, minimum 0 at (1, 1) at the end of a curved valley.
+# grad = (-2(1 - x) - 400 x (y - x^2),  200 (y - x^2)).
+# Hessian = [[2 - 400 (y - 3x^2), -400 x], [-400 x, 200]]: at (1, 1) its largest eigenvalue
+# is ~1001.6, so GD can only settle there if lr < 2/1001.6. Some points (e.g. (0, 1)) have
+# a negative eigenvalue: the function is not convex, and the local 2/L changes on the way.
+def rosen(p):
+    x, y = p[..., 0], p[..., 1]
+    return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+
+
+def rosen_grad(p):
+    x, y = p
+    return np.array([-2 * (1 - x) - 400 * x * (y - x ** 2), 200 * (y - x ** 2)])
+
+
+def rosen_hessian(p):
+    x, y = p
+    return np.array([[2 - 400 * (y - 3 * x ** 2), -400 * x], [-400 * x, 200.0]])
+
+
+# --- A 1-D non-convex function ----------------------------------------------------------
+# q(x) = x^4 - 3x^2 + x has two valleys; which one GD ends in depends on where it starts.
+# A convex function (every Hessian eigenvalue >= 0) has one valley: every start gives the
+# same minimum value.
+def q(x):
+    return x ** 4 - 3 * x ** 2 + x
+
+
+def dq(x):
+    return 4 * x ** 3 - 6 * x + 1
+
+
+def figure(run, H, paths, sweep, rosen_paths, q_runs):
+    fig, axes = plt.subplots(2, 2, figsize=(13, 11))
+    ax = axes[0, 0]
+    g = np.linspace(-5, 5, 200)
+    gx, gy = np.meshgrid(g, g)
+    pts = np.stack([gx, gy], -1)                                       # (200, 200, 2)
+    fq = 0.5 * np.einsum("...i,ij,...j->...", pts, H, pts)             # (200, 200)
+    ax.contour(gx, gy, fq, levels=np.linspace(0.5, 11, 12) ** 2, colors="0.75", linewidths=0.7)
+    for frac, xs in paths.items():
+        ax.plot(xs[:, 0], xs[:, 1], ".-", lw=1.2, ms=4, label=f"lr = {frac:g} x 2/L",
+                alpha=0.5 if frac > 1 else 1.0)
+    ax.set(xlim=(-5, 5), ylim=(-5, 5), aspect="equal",
+           title=f"quadratic, L = {H_EIGS[0]:g}, mu = {H_EIGS[1]:g}: {QUAD_STEPS} GD steps")
+    ax.legend(fontsize=8, loc="lower right")
+    ax = axes[0, 1]
+    ok = sweep < 1e10
+    floor = 1e-16                                  # float64 round-off: a gap of 0 shows here
+    ax.semilogy(SWEEP[ok], np.maximum(sweep[ok], floor), ".-", label="converging / slow")
+    ax.semilogy(SWEEP[~ok], np.full((~ok).sum(), 1e10), "x", color="tab:red", ms=9,
+                label="diverged (loss > 1e10 x start, drawn at the top)")
+    ax.axvline(1.0, color="tab:red", ls="--", label="lr = 2/L")
+    ax.set(xlabel="learning rate / (2/L)", ylabel=f"loss gap after {LSQ_STEPS} steps (relative)",
+           ylim=(floor / 10, 1e11), title="diabetes least squares: the wall at 2/L")
+    ax.legend(fontsize=8, loc="center left")
+    ax = axes[1, 0]
+    rx, ry = np.meshgrid(np.linspace(-1.6, 1.6, 300), np.linspace(-0.6, 2.2, 300))
+    ax.contour(rx, ry, rosen(np.stack([rx, ry], -1)), levels=np.logspace(-1, 3.3, 14),
+               colors="0.75", linewidths=0.7)
+    zoom = ax.inset_axes([0.56, 0.06, 0.4, 0.4])   # the last steps, near the minimum
+    for (lr, xs), lw in zip(rosen_paths.items(), (4, 2, 1)):
+        for a in (ax, zoom):
+            a.plot(xs[:, 0], xs[:, 1], "-", lw=lw, alpha=0.8,
+                   label=f"lr = {lr:g} (end f = {rosen(xs[-1]):.1e})")
+    for a in (ax, zoom):
+        a.plot(1, 1, "r*", ms=14, label="minimum (1, 1)")
+    zoom.set(xlim=(0.93, 1.01), ylim=(0.88, 1.02), xticks=[], yticks=[])
+    zoom.text(0.03, 0.92, "zoom near (1, 1)", transform=zoom.transAxes, fontsize=8)
+    ax.set(title="Rosenbrock: slow along the valley, unstable across it if lr > 2/L",
+           xlabel="x", ylabel="y")
+    ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    xq = np.linspace(-2.1, 2.1, 300)
+    ax.plot(xq, q(xq), "k", lw=1)
+    for x0, xs in q_runs.items():
+        ax.plot(xs, q(xs), "o-", ms=3, label=f"GD from x0 = {x0:g} -> {xs[-1]:.3f}")
+    ax.set(xlabel="x", ylabel="q(x) = x^4 - 3x^2 + x", title="non-convex: the start decides "
+           "which valley")
+    ax.legend(fontsize=8)
+    return plot.save(fig, run, "gradient_descent.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+
+    # 1. The 2-D quadratic: paths for several learning rates.
+    R = rotation(H_ANGLE)
+    H = R @ np.diag(H_EIGS) @ R.T                                      # (2, 2), eigenvalues L, mu
+    L, mu = H_EIGS
+    paths = {frac: gradient_descent(lambda x: H @ x, X_START, frac * 2 / L, QUAD_STEPS)
+             for frac in FRACTIONS}
+    for frac in (0.5, 0.95):   # the measured per-step contraction vs max_i |1 - lr lambda_i|
+        xs = gradient_descent(lambda x: H @ x, X_START, frac * 2 / L, 200)
+        rate = (np.linalg.norm(xs[-1]) / np.linalg.norm(xs[-51])) ** (1 / 50)
+        theory = max(abs(1 - frac * 2 / L * lam) for lam in H_EIGS)
+        check.close(f"quadratic, lr = {frac} x 2/L: measured rate vs max|1 - lr lambda|", rate,
+                    theory, atol=1e-6)
+
+    # 2. Least squares on diabetes: convex, Hessian X^T X / n, L = its largest eigenvalue.
+    X, y = load_diabetes(return_X_y=True)                              # (442, 10), (442,)
+    n = N_QUICK if run.quick else len(X)
+    X = (X[:n] - X[:n].mean(0)) / X[:n].std(0)
+    A, y = np.column_stack([np.ones(n), X]), y[:n]                     # (n, 11) with intercept
+    data.announce(f"scikit-learn diabetes, {n} rows x 10 standardised features", real=True)
+    loss = lambda w: 0.5 * np.mean((A @ w - y) ** 2)                   # noqa: E731
+    grad = lambda w: A.T @ (A @ w - y) / n                             # noqa: E731
+    eig = np.linalg.eigvalsh(A.T @ A / n)
+    L_lsq = eig[-1]
+    w_star = np.linalg.lstsq(A, y, rcond=None)[0]
+    f_star, w0 = loss(w_star), np.zeros(A.shape[1])
+    print(f"least squares: L = {L_lsq:.3f}, mu = {eig[0]:.4f}, condition number "
+          f"{L_lsq / eig[0]:.0f}; 2/L = {2 / L_lsq:.4f}")
+    check.true("least squares is convex (Hessian eigenvalues >= 0)", eig[0] >= 0,
+               f"smallest eigenvalue {eig[0]:.2e}")
+
+    # Run GD for every learning rate of the sweep at once: column j of W is the weight
+    # vector trained with lr_j, so one matrix product per step serves them all.
+    checked = (0.5, 0.9, 0.99, 1.01, 1.1)
+    fracs = np.concatenate([SWEEP, checked])
+    lrs = fracs * 2 / L_lsq                                            # (R,)
+    W = np.zeros((A.shape[1], len(lrs)))                               # (11, R)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(LSQ_STEPS):
+            W -= lrs * (A.T @ (A @ W - y[:, None]) / n)                # (11, R)
+        losses = 0.5 * np.mean((A @ W - y[:, None]) ** 2, axis=0)     # (R,)
+    gaps = np.abs(losses - f_star) / (loss(w0) - f_star)             # relative loss gap
+    gaps = np.where(np.isfinite(gaps), gaps, np.inf)                   # overflow = diverged
+    sweep = gaps[:len(SWEEP)]
+    for frac, g in zip(checked, gaps[len(SWEEP):]):
+        if frac < 1:
+            check.less(f"diabetes least squares, lr = {frac} x 2/L: converged (loss gap)", g, 1e-6)
+        else:
+            check.greater(f"diabetes least squares, lr = {frac} x 2/L: diverged (loss gap)", g, 1.0)
+    # The loss converges faster than the weights (it is quadratic in the error), so also
+    # compare the weights themselves, using the best fixed step 2/(L + mu).
+    ws = gradient_descent(grad, w0, 2 / (L_lsq + eig[0]), LSQ_STEPS)
+    check.close("GD weights (lr = 2/(L + mu)) vs np.linalg.lstsq (relative)",
+                ws[-1] / np.abs(w_star).max(), w_star / np.abs(w_star).max(), atol=1e-6)
+
+    # 3. Rosenbrock: hand gradient vs autograd, then GD with three learning rates.
+    p = torch.tensor(ROSEN_START, dtype=torch.float64, requires_grad=True)
+    ((1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2).backward()
+    check.close("Rosenbrock gradient by hand vs torch.autograd", rosen_grad(np.array(ROSEN_START)),
+                p.grad, atol=1e-12)
+    L_min = np.linalg.eigvalsh(rosen_hessian((1.0, 1.0)))[-1]
+    print(f"Rosenbrock: L at the minimum = {L_min:.1f}, 2/L = {2 / L_min:.5f}")
+    check.true("Rosenbrock is not convex: Hessian at (0, 1) has a negative eigenvalue",
+               np.linalg.eigvalsh(rosen_hessian((0.0, 1.0)))[0] < 0,
+               f"eigenvalues {np.linalg.eigvalsh(rosen_hessian((0.0, 1.0))).round(1)}")
+    steps = ROSEN_STEPS_QUICK if run.quick else ROSEN_STEPS_FULL
+    rosen_paths = {lr: gradient_descent(rosen_grad, ROSEN_START, lr, steps, rosen)
+                   for lr in ROSEN_LRS}
+    for lr, xs in rosen_paths.items():
+        print(f"  lr = {lr:g}: after {len(xs) - 1} steps at ({xs[-1][0]:.4f}, {xs[-1][1]:.4f}), "
+              f"f = {rosen(xs[-1]):.2e}")
+    below, above = ROSEN_LRS[1], ROSEN_LRS[2]
+    check.less(f"Rosenbrock, lr {below:g} < 2/L: distance to (1, 1)",
+               np.linalg.norm(rosen_paths[below][-1] - 1), 1e-2)
+    check.greater(f"Rosenbrock, lr {above:g} > 2/L: distance to (1, 1)",
+                  np.linalg.norm(rosen_paths[above][-1] - 1), 3e-2)
+
+    # 4. Convex vs non-convex in 1-D: two starts, two different valleys.
+    q_runs = {x0: gradient_descent(dq, [x0], 0.02, 300)[:, 0] for x0 in (-2.0, 2.0)}
+    ends = [xs[-1] for xs in q_runs.values()]
+    check.close("both GD runs end at stationary points (q'(x) = 0)", dq(np.array(ends)),
+                np.zeros(2), atol=1e-8)
+    check.greater("non-convex q: the two ends are different minima (distance)",
+                  abs(ends[0] - ends[1]), 1.0)
+    print(f"q: from -2 ends at {ends[0]:.4f} (q = {q(ends[0]):.4f}); from 2 ends at "
+          f"{ends[1]:.4f} (q = {q(ends[1]):.4f}): only one is the global minimum")
+
+    figure(run, H, paths, sweep, rosen_paths, q_runs)
+    return cli.finish(run, {"rows": n, "L_lsq": float(L_lsq), "L_rosenbrock_min": float(L_min),
+                            "rosen_dist_above": float(np.linalg.norm(rosen_paths[above][-1] - 1))})
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())

@@ -1,0 +1,164 @@
+"""13 - KNN and k-means (phase 02, week 3)
+
+Goal: classify wines with k-nearest neighbours and cluster points with k-means (k-means++
+      seeding), both from scratch in NumPy, and pick k with the elbow plot.
+Run:  python phase02-math/13-knn-kmeans.py            (1500 generated points; about 3 s on a 2-core CPU)
+      python phase02-math/13-knn-kmeans.py --quick    (seconds, offline, used by the tests)
+Expect: KNN predictions equal KNeighborsClassifier's; from the same seeds, our k-means equals
+      sklearn's KMeans (labels equal, inertia diff ~1e-13); k-means++ starts far lower than random
+      seeding; the elbow bends at k=4; figures kmeans_steps.png and elbow.png.
+"""
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_wine, make_blobs
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+
+from dlcourse import check, cli, data, plot
+import matplotlib.pyplot as plt
+
+KS_KNN = (1, 5, 15)     # neighbour counts to compare: 1 memorises, larger k smooths
+TRUE_K = 4              # clusters in the generated data
+K_RANGE = range(1, 9)   # k values for the elbow plot
+N_INIT = 10             # k-means restarts; keep the lowest inertia (it is non-convex)
+MAX_ITER = 100          # Lloyd iterations at most (it usually stops within a few dozen)
+
+
+def sq_dists(a, b):
+    """||a_i - b_j||^2 for all pairs: ||a||^2 + ||b||^2 - 2 a.b, one matrix product instead of loops."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T   # (Na, Nb)
+    return np.maximum(d, 0.0)                                               # rounding can dip below 0
+
+
+def knn_predict(x_tr, y_tr, x, k):
+    """Majority vote of the k closest training points. No training at all: the 'model' is the
+    data, and all the cost moves to prediction (N_test x N_train distances).
+    Ties in the vote go to the smallest label, as in sklearn."""
+    nearest = np.argsort(sq_dists(x, x_tr), axis=1, kind="stable")[:, :k]  # (N, k) indices
+    votes = y_tr[nearest]                                                   # (N, k) labels
+    counts = np.stack([(votes == c).sum(1) for c in range(y_tr.max() + 1)], 1)  # (N, C)
+    return counts.argmax(1)
+
+
+def kmeans_pp(x, k, rng):
+    """k-means++: the first centre uniformly, each next one with probability proportional to
+    D(x)^2, the squared distance to the nearest centre chosen so far. Far-away points are
+    likely picks, so the seeds spread over the clusters; the expected inertia is within
+    O(log k) of the optimum before Lloyd even starts (Arthur & Vassilvitskii 2007)."""
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(k - 1):
+        d2 = sq_dists(x, np.array(centres)).min(1)
+        centres.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+    return np.array(centres)
+
+
+def lloyd(x, centres):
+    """Minimise the inertia J = sum_i ||x_i - mu_{c(i)}||^2 by alternating two exact steps:
+    assign each point to its nearest centre (best c for fixed mu), then move each centre to the
+    mean of its points (best mu for fixed c: dJ/dmu_j = 0). J never increases, and there are
+    finitely many assignments, so it stops when assignments repeat; but only at a *local* minimum.
+    Returns labels, centres, inertia and the centre history (for the figure)."""
+    history = [centres.copy()]
+    labels = None
+    for _ in range(MAX_ITER):
+        new = sq_dists(x, centres).argmin(1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        centres = np.array([x[labels == j].mean(0) if np.any(labels == j) else centres[j]
+                            for j in range(len(centres))])
+        history.append(centres.copy())
+    inertia = float(sq_dists(x, centres).min(1).sum())
+    return labels, centres, inertia, history
+
+
+def kmeans(x, k, rng, init="k-means++"):
+    """Best of N_INIT restarts."""
+    best = None
+    for _ in range(N_INIT):
+        seeds = kmeans_pp(x, k, rng) if init == "k-means++" else x[rng.choice(len(x), k, replace=False)]
+        result = lloyd(x, seeds) + (seeds,)
+        if best is None or result[2] < best[2]:
+            best = result
+    return best
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__, use_torch=False)
+    rng = np.random.default_rng(run.seed)
+    n = 300 if run.quick else 1500
+
+    # 1. KNN on wine. Distances mix units (alcohol in %, proline in mg/L), so standardise first,
+    # or the biggest-numbered feature decides alone.
+    wine = load_wine()
+    x_tr, x_te, y_tr, y_te = train_test_split(wine.data, wine.target, test_size=0.3,
+                                              stratify=wine.target, random_state=run.seed)
+    mu, sd = x_tr.mean(0), x_tr.std(0)
+    x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    # TRUE_K blobs around the corners of a square (positions jittered by the seed): well
+    # separated, so the right k is unambiguous and the elbow has something to find.
+    corners = np.array([[-5, -5], [-5, 5], [5, -5], [5, 5]])[:TRUE_K] + rng.uniform(-1.5, 1.5, (TRUE_K, 2))
+    x_blobs, _ = make_blobs(n, centers=corners, cluster_std=1.3, random_state=run.seed)
+    data.announce("scikit-learn wine (KNN) + generated Gaussian blobs (k-means)", real=True,
+                  detail=f"178 wines, {n} 2-D points in {TRUE_K} blobs")
+    accs = {}
+    for k in KS_KNN:
+        ours = knn_predict(x_tr, y_tr, x_te, k)
+        ref = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(x_tr, y_tr).predict(x_te)
+        check.equal(f"KNN k={k} predictions vs KNeighborsClassifier", ours, ref)
+        accs[k] = float(np.mean(ours == y_te))
+    print("KNN test accuracy:", " | ".join(f"k={k}: {a:.3f}" for k, a in accs.items()))
+
+    # 2. k-means: same seeds in, same clustering out.
+    labels, _, inertia, _, seeds = kmeans(x_blobs, TRUE_K, rng)
+    ref = KMeans(TRUE_K, init=seeds, n_init=1, algorithm="lloyd", tol=0.0, max_iter=MAX_ITER).fit(x_blobs)
+    ref_pp = KMeans(TRUE_K, n_init=N_INIT, random_state=run.seed).fit(x_blobs)
+    check.equal("k-means labels vs sklearn KMeans from the same seeds", labels, ref.labels_)
+    check.close("k-means inertia vs KMeans.inertia_", inertia, ref.inertia_, atol=1e-6, rtol=1e-9)
+    check.close("best-of-restarts inertia vs sklearn's own k-means++ (within 1%)", inertia,
+                ref_pp.inertia_, atol=0.0, rtol=0.01)
+
+    # 3. Why k-means++: compare the inertia of the *seeds themselves*, averaged over draws.
+    start_pp = np.mean([sq_dists(x_blobs, kmeans_pp(x_blobs, TRUE_K, rng)).min(1).sum() for _ in range(20)])
+    start_rand = np.mean([sq_dists(x_blobs, x_blobs[rng.choice(n, TRUE_K, replace=False)]).min(1).sum()
+                          for _ in range(20)])
+    check.less("k-means++ seeds start with lower inertia than random seeds", start_pp, start_rand)
+
+    # 4. Elbow: inertia always falls with k (k = N gives 0), so look for where the fall slows.
+    inertias = [kmeans(x_blobs, k, rng)[2] for k in K_RANGE]
+    drops = -np.diff(inertias)                                  # gain of adding the (k+1)-th cluster
+    elbow = int(np.argmax(drops[:-1] / drops[1:])) + 2          # k after which the gain collapses
+    print(f"inertia by k: {', '.join(f'{k}:{i:.0f}' for k, i in zip(K_RANGE, inertias))}; elbow at k={elbow}")
+    check.equal("elbow finds the number of generated blobs", elbow, TRUE_K)
+
+    # The figure starts Lloyd from random seeds: k-means++ seeds usually land so well that
+    # there is little movement to watch.
+    history = lloyd(x_blobs, x_blobs[rng.choice(n, TRUE_K, replace=False)])[3]
+    steps = sorted({0, 1, min(2, len(history) - 1), len(history) - 1})
+    fig, axes = plt.subplots(1, len(steps), figsize=(4 * len(steps), 4))
+    for ax, s in zip(axes, steps):
+        c = history[s]
+        assign = sq_dists(x_blobs, c).argmin(1)
+        ax.scatter(x_blobs[:, 0], x_blobs[:, 1], c=assign, cmap="tab10", vmin=0, vmax=9, s=6)
+        path = np.array(history[:s + 1])                        # (s+1, k, 2) centre trajectories
+        for j in range(TRUE_K):
+            ax.plot(path[:, j, 0], path[:, j, 1], "k.-", lw=1)
+        ax.scatter(c[:, 0], c[:, 1], marker="X", s=160, c="k", edgecolors="w")
+        ax.set(title="random seeds" if s == 0 else f"after {s} update(s)", xticks=[], yticks=[])
+    plot.save(fig, run, "kmeans_steps.png")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(list(K_RANGE), inertias, "o-")
+    ax.axvline(elbow, ls="--", c="gray")
+    ax.set(xlabel="k", ylabel="inertia (sum of squared distances)", title="elbow plot")
+    plot.save(fig, run, "elbow.png")
+    return cli.finish(run, {"knn_acc": accs, "inertia": inertia, "elbow_k": elbow,
+                            "seed_inertia_pp": float(start_pp), "seed_inertia_random": float(start_rand)})
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())
