@@ -72,3 +72,22 @@ def test_eda_capstone_rejects_a_bad_csv(tmp_path):
                         tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error:")
+
+
+def test_gradients_by_hand_capstone(tmp_path):
+    from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+
+    out = tmp_path / "out"
+    result = run_script("phase02-math/capstone-gradients-by-hand.py",
+                        ["--quick", "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for model in ("Logistic", "Softmax", "MLP"):
+        assert re.search(rf"\[check\] {model}: analytic vs finite-difference.*OK", result.stdout)
+    table = (out / "comparison.md").read_text()
+    accuracy = json.loads((out / "metrics.json").read_text())["accuracy"]
+    for name, loader in [("breast cancer", load_breast_cancer), ("wine", load_wine),
+                         ("digits", load_digits)]:
+        assert name in table
+        majority = np.bincount(loader().target).max() / len(loader().target)
+        ours = [v for k, v in accuracy[name].items() if "(ours)" in k]
+        assert len(ours) == 2 and min(ours) > majority + 0.1, (name, ours, majority)
