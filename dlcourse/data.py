@@ -192,15 +192,29 @@ def announce(name, real, stand_in_for=None, detail=""):
 def mnist1d(num_samples=4000, seed=0):
     """MNIST-1D generated offline (mnist1d's make_dataset): 40-sample 1-D signals, 10 classes.
 
-    Returns dict(x_train, y_train, x_test, y_test) as numpy arrays; about a second.
+    Returns dict(x_train, y_train, x_test, y_test) as numpy arrays. Generating takes about a
+    second, so the result is cached in the data folder, keyed by size and seed.
     """
+    import numpy as np
+
+    cache = root() / f"mnist1d-{num_samples}-seed{seed}.npz"
+    if cache.exists():
+        try:
+            with np.load(cache) as f:
+                return {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError):  # a damaged cache is just regenerated
+            pass
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.num_samples = num_samples
     args.seed = seed
     d = make_dataset(args)
-    return {"x_train": d["x"], "y_train": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
+    out = {"x_train": d["x"], "y_train": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
+    part = cache.with_name(f"{cache.stem}.{os.getpid()}.part.npz")  # unique per process
+    np.savez(part, **out)
+    os.replace(part, cache)
+    return out
 
 
 # --- Library-managed downloads: one function each, used by lessons and `dlcourse prefetch`.

@@ -119,7 +119,7 @@ PHASES = [
                 "特征工程与流水线", 3),
            ], [("gradients-by-hand", "Capstone: loss and gradient by hand",
                 "综合项目：手推损失与梯度", 3)]),
-    _phase(3, "phase03-pytorch", "PyTorch core", "PyTorch 核心", (4, 4), False, [
+    _phase(3, "phase03-pytorch", "PyTorch core", "PyTorch 核心", (4, 4), True, [
         ("tensor-basics", "Tensor basics: creation, dtype, device, NumPy interop",
          "张量基础：创建、类型、设备、与 NumPy 互通", 4),
         ("tensor-operations", "Tensor operations: views, broadcasting, einsum",

@@ -59,7 +59,9 @@ def amp_dtype(device):
     """The autocast dtype mixed precision uses on this device: bf16 where supported
     (no loss scaling needed), else fp16 (needs a GradScaler)."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # including_emulation=False: a T4 or V100 "supports" bf16 only by slow emulation
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.bfloat16
@@ -110,7 +112,9 @@ def fit(model, train_loader, loss_fn, optimizer, *, device, epochs, val_loader=N
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if resume and checkpoint.exists():
-            saved = load_checkpoint(checkpoint, map_location=device)
+            # to the CPU first: RNG states must be CPU tensors; the model and optimizer
+            # copy their own tensors onto their parameters' device
+            saved = load_checkpoint(checkpoint, map_location="cpu")
             _restore(saved, model, optimizer, scheduler, scaler, train_loader)
             history = saved["history"]
             state = {"best": saved["best"], "bad_epochs": saved["bad_epochs"],

@@ -21,6 +21,7 @@ def offline_env(tmp_path, **extra):
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",           # pytest-xdist already uses every core
         "MKL_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",     # idle threads sleep instead of spinning on a busy CPU
         "TQDM_DISABLE": "1",
     })
     env.pop("DLCOURSE_DEVICE", None)

@@ -422,3 +422,15 @@ def test_real_download_of_tiny_shakespeare(tmp_path, monkeypatch):
     monkeypatch.setenv("DLCOURSE_DATA", str(tmp_path))
     path = data.fetch("tinyshakespeare")
     assert path is not None and path.stat().st_size == 1115394
+
+
+def test_mnist1d_is_cached_and_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_DATA", str(tmp_path))
+    first = data.mnist1d(num_samples=500, seed=3)
+    assert (tmp_path / "mnist1d-500-seed3.npz").exists()
+    second = data.mnist1d(num_samples=500, seed=3)
+    for key in first:
+        assert np.array_equal(first[key], second[key])
+    assert first["x_train"].shape == (400, 40) and set(first["y_train"]) <= set(range(10))
+    (tmp_path / "mnist1d-500-seed3.npz").write_bytes(b"damaged")
+    assert np.array_equal(data.mnist1d(num_samples=500, seed=3)["x_test"], first["x_test"])

@@ -1,0 +1,170 @@
+"""03 - Autograd: graphs, backward, custom Functions (phase 03, week 4)
+
+Goal: watch autograd record a graph and run it backwards, see gradients accumulate, stop
+      them with no_grad/detach, and write a custom autograd.Function that gradcheck accepts.
+Run:  python phase03-pytorch/03-tensor-autograd.py            (about 9 s on a 2-core CPU, imports included)
+      python phase03-pytorch/03-tensor-autograd.py --quick    (seconds, offline, used by the tests)
+Expect: "[check] gradcheck(StableSoftplus): passed" and "[check] gradcheck catches a wrong
+        backward: raised GradcheckError"; figure derivatives.png shows f, f' and f''.
+"""
+import torch
+import torch.nn.functional as F
+from torch.autograd.gradcheck import GradcheckError
+
+from dlcourse import check, cli, plot
+import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
+
+N_QUICK = 8          # input size for the gradient checks in --quick
+N_FULL = 64          # and in a full run (gradcheck costs one forward per input element)
+FD_STEP = 1e-6       # central finite-difference step, in float64
+
+
+def f(x):
+    """A small scalar function with a known derivative: sum(sin(x) * x^2)."""
+    return (torch.sin(x) * x ** 2).sum()
+
+
+def graph_and_backward(run, n):
+    print("\n-- the graph autograd records, and backward")
+    x = torch.linspace(-3, 3, n, device=run.device, requires_grad=True)   # a leaf
+    y = f(x)
+    node, chain = y.grad_fn, []
+    while node is not None:           # walk back from the output to the leaf
+        chain.append(type(node).__name__)
+        node = node.next_functions[0][0] if node.next_functions else None
+    print(f"  y.grad_fn chain: {' <- '.join(chain)}")
+    y.backward()                      # fills x.grad with dy/dx
+    xd = x.detach()
+    analytic = torch.cos(xd) * xd ** 2 + 2 * xd * torch.sin(xd)   # product rule
+    check.close("autograd dy/dx vs analytic cos(x) x^2 + 2x sin(x)", x.grad, analytic, atol=1e-5)
+    # Central differences in float64 on the CPU (MPS has no float64): (f(x+h) - f(x-h)) / 2h.
+    x64 = xd.double().cpu()
+    fd = torch.stack([(f(x64 + FD_STEP * e) - f(x64 - FD_STEP * e)) / (2 * FD_STEP)
+                      for e in torch.eye(n, dtype=torch.float64)])
+    check.close("autograd vs finite differences", x.grad, fd, atol=1e-4)
+    # Second derivative: backward through the backward (create_graph=True records it).
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    (g2,) = torch.autograd.grad(g.sum(), x)
+    second = -xd ** 2 * torch.sin(xd) + 4 * xd * torch.cos(xd) + 2 * torch.sin(xd)
+    check.close("second derivative via create_graph", g2, second, atol=1e-4)
+    check.raises("backward() of a non-scalar needs a gradient argument", RuntimeError,
+                 lambda: (x * 2).backward())
+
+
+def accumulation(run):
+    print("\n-- gradients accumulate: .grad += on every backward")
+    w = torch.tensor([1.0, -2.0, 3.0], device=run.device, requires_grad=True)
+    loss = (w ** 2).sum()
+    loss.backward(retain_graph=True)  # keep the saved tensors for a second pass
+    first = w.grad.clone()
+    loss.backward()                   # adds, does not overwrite
+    check.close("two backward passes = 2 x one pass", w.grad, 2 * first, atol=0)
+    check.raises("a third pass after the graph was freed", RuntimeError, loss.backward)
+    w.grad = None                     # what optimizer.zero_grad() does (set_to_none=True)
+    # Accumulation is also a feature: two half-batches add up to the full batch's gradient.
+    g = torch.Generator().manual_seed(run.seed)
+    X = torch.randn(8, 3, generator=g).to(run.device)           # (B, 3)
+    t = torch.randn(8, generator=g).to(run.device)              # (B,)
+    full = torch.autograd.grad(((X @ w - t) ** 2).mean(), w)[0]
+    for half in (slice(0, 4), slice(4, 8)):
+        (((X[half] @ w - t[half]) ** 2).mean() / 2).backward()  # /2: mean of two halves
+    check.close("grad of two half-batches accumulated = full-batch grad", w.grad, full, atol=1e-5)
+
+
+def stopping_gradients(run):
+    print("\n-- no_grad, inference_mode and detach")
+    x = torch.ones(3, device=run.device, requires_grad=True)
+    with torch.no_grad():             # evaluation: record nothing, save memory
+        y = x * 2
+    check.equal("y computed under no_grad requires grad", y.requires_grad, False)
+    with torch.inference_mode():      # like no_grad, plus the result can never join a graph
+        z = x * 2
+    check.equal("z computed under inference_mode is an inference tensor", z.is_inference(), True)
+    d = x.detach()                    # same memory, cut from the graph
+    check.true("detach shares storage", d.data_ptr() == x.data_ptr(), "same data_ptr")
+    # x * x.detach(): the detached factor is a constant, so d/dx = x.detach(), not 2x.
+    (x * x.detach()).sum().backward()
+    check.close("d/dx [x * x.detach()] = x (not 2x)", x.grad, torch.ones(3), atol=0)
+
+
+class StableSoftplus(torch.autograd.Function):
+    """softplus(x) = log(1 + e^x), computed without overflow, with a hand-written backward.
+
+    forward:  max(x, 0) + log1p(e^{-|x|})  (equal to log(1 + e^x), but e^{-|x|} <= 1)
+    backward: d/dx softplus(x) = e^x / (1 + e^x) = sigmoid(x)
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)      # what backward will need
+        return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+
+    @staticmethod
+    def backward(ctx, grad_out):      # grad_out = dLoss/d(output); return dLoss/d(input)
+        (x,) = ctx.saved_tensors
+        return grad_out * torch.sigmoid(x)
+
+
+class BrokenSoftplus(StableSoftplus):
+    """The same forward with a planted bug in backward (forgot the chain rule's grad_out)."""
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return torch.sigmoid(x)
+
+
+def custom_function(run, n):
+    print("\n-- a custom autograd.Function")
+    # gradcheck compares the backward with finite differences; it needs float64 (on the CPU).
+    x64 = torch.randn(n, dtype=torch.float64, requires_grad=True,
+                      generator=torch.Generator().manual_seed(run.seed))
+    passed = torch.autograd.gradcheck(StableSoftplus.apply, (x64,), eps=1e-6, atol=1e-5)
+    check.true("gradcheck(StableSoftplus)", passed, "passed (analytic vs numerical Jacobian)")
+    check.raises("gradcheck catches a wrong backward", GradcheckError,
+                 torch.autograd.gradcheck, lambda t: BrokenSoftplus.apply(t) * 3, (x64,),
+                 eps=1e-6, atol=1e-5)
+    x = torch.linspace(-20, 20, 41, device=run.device, requires_grad=True)
+    ours = StableSoftplus.apply(x)
+    ours.sum().backward()
+    check.close("StableSoftplus vs F.softplus", ours, F.softplus(x), atol=1e-6, rtol=1e-6)
+    check.close("its gradient vs sigmoid", x.grad, torch.sigmoid(x.detach()), atol=1e-6)
+    big = torch.tensor([100.0], device=run.device)
+    naive = torch.log(1 + torch.exp(big))          # e^100 overflows float32 -> inf
+    check.true("naive log(1 + e^x) overflows at x = 100, ours does not",
+               torch.isinf(naive).item() and StableSoftplus.apply(big).item() == 100.0,
+               f"naive {naive.item()}, stable {StableSoftplus.apply(big).item()}")
+
+
+def derivative_figure(run):
+    x = torch.linspace(-4, 4, 200, requires_grad=True)
+    y = torch.sin(x) * x ** 2
+    (d1,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), x)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for values, label in [(y, "f(x) = sin(x) x²"), (d1, "f'(x) by autograd"), (d2, "f''(x) by autograd")]:
+        ax.plot(x.detach(), values.detach(), label=label)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(xlabel="x", title="Autograd gives derivatives of any order")
+    ax.legend()
+    plot.save(fig, run, "derivatives.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+    n = N_QUICK if run.quick else N_FULL
+    graph_and_backward(run, n)
+    accumulation(run)
+    stopping_gradients(run)
+    custom_function(run, n)
+    derivative_figure(run)
+    return cli.finish(run, {"gradcheck_inputs": n})
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())

@@ -1,0 +1,156 @@
+"""05 - Loss functions from scratch (phase 03, week 4)
+
+Goal: write MSE, L1, Huber, binary cross-entropy (on probabilities and on logits) and
+      cross-entropy with label smoothing and ignore_index from their formulas, check each
+      value and gradient against torch, and see why the logits form of BCE exists.
+Run:  python phase03-pytorch/05-loss-functions.py            (about 7 s on a 2-core CPU, imports included)
+      python phase03-pytorch/05-loss-functions.py --quick    (seconds, offline, used by the tests)
+Expect: every "[check] <loss> vs torch" OK (max |diff| 0 to ~5e-9); naive BCE gives inf from logit
+        16.7 on and at 30, where the logits form gives 30.0; figure losses.png.
+"""
+import torch
+import torch.nn.functional as F
+
+from dlcourse import check, cli, plot
+import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
+
+BATCH_QUICK = 64         # rows per comparison in --quick
+BATCH_FULL = 4096        # and in a full run
+CLASSES = 10             # for the cross-entropy tests
+HUBER_DELTA = 1.0        # where Huber switches from quadratic to linear
+SMOOTHING = 0.1          # label smoothing epsilon
+IGNORE = -100            # ignore_index: torch's default marker for "no label here" (padding)
+ATOL, RTOL = 1e-6, 1e-5  # float32: sums in a different order differ in the last bits
+
+
+# ---- regression losses: r = prediction - target --------------------------------------------
+
+def mse(pred, target):
+    return ((pred - target) ** 2).mean()                     # mean r^2: punishes outliers hard
+
+
+def l1(pred, target):
+    return (pred - target).abs().mean()                      # mean |r|: robust, kinked at 0
+
+
+def huber(pred, target, delta=HUBER_DELTA):
+    """0.5 r^2 for |r| <= delta, delta (|r| - 0.5 delta) beyond: MSE near 0, L1 in the tails."""
+    r = (pred - target).abs()
+    return torch.where(r <= delta, 0.5 * r ** 2, delta * (r - 0.5 * delta)).mean()
+
+
+# ---- binary classification: z = logit, p = sigmoid(z), y in {0, 1} ---------------------------
+
+def bce_naive(z, y):
+    """-[y log p + (1 - y) log(1 - p)] with p = sigmoid(z): the formula as written.
+
+    In float32, sigmoid(z) rounds to exactly 1.0 once z > ~17, so log(1 - p) = log(0) = -inf.
+    """
+    p = torch.sigmoid(z)
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+
+
+def bce_logits(z, y):
+    """The same loss rewritten in z: max(z, 0) - z y + log(1 + e^{-|z|}).
+
+    Derivation: -log sigmoid(z) = log(1 + e^{-z}) and -log(1 - sigmoid(z)) = log(1 + e^{z});
+    factor out e^{max(z, 0)} so that the exponent is never positive and nothing overflows.
+    """
+    return (z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs()))).mean()
+
+
+# ---- multi-class: logits (B, C), target (B,) of class indices --------------------------------
+
+def cross_entropy(logits, target, label_smoothing=0.0, ignore_index=IGNORE):
+    """Mean over labelled rows of -sum_c q_c log softmax(logits)_c, with the smoothed target
+    q = (1 - eps) onehot(y) + eps / C. That splits into (1 - eps) NLL + eps * mean_c(-log p_c)."""
+    log_p = logits - logits.logsumexp(dim=1, keepdim=True)   # (B, C): log-softmax, stable
+    keep = target != ignore_index                             # (B,): rows that count
+    safe = torch.where(keep, target, torch.zeros_like(target))  # any valid index for gather
+    nll = -log_p.gather(1, safe[:, None]).squeeze(1)          # (B,): -log p of the true class
+    uniform = -log_p.mean(dim=1)                              # (B,): -mean_c log p_c
+    per_row = (1 - label_smoothing) * nll + label_smoothing * uniform
+    return (per_row * keep).sum() / keep.sum()               # ignored rows: neither sum nor count
+
+
+def compare(name, ours, ref, inputs):
+    """Check a scratch loss and its gradients against torch's."""
+    check.close(f"{name} vs torch", ours, ref, atol=ATOL, rtol=RTOL)
+    for x, g_ours, g_ref in zip(inputs, torch.autograd.grad(ours, inputs, retain_graph=True),
+                                torch.autograd.grad(ref, inputs)):
+        check.close(f"  gradient of {name} vs torch", g_ours, g_ref, atol=ATOL, rtol=RTOL)
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+    n = BATCH_QUICK if run.quick else BATCH_FULL
+    g = torch.Generator().manual_seed(run.seed)
+    dev = run.device
+
+    print("\n-- regression")
+    pred = (3 * torch.randn(n, generator=g)).to(dev).requires_grad_()   # residuals up to ~10
+    target = torch.randn(n, generator=g).to(dev)
+    compare("MSE", mse(pred, target), F.mse_loss(pred, target), [pred])
+    compare("L1", l1(pred, target), F.l1_loss(pred, target), [pred])
+    compare("Huber", huber(pred, target), F.huber_loss(pred, target, delta=HUBER_DELTA), [pred])
+
+    print("\n-- binary cross-entropy")
+    z = (4 * torch.randn(n, generator=g)).to(dev).requires_grad_()     # moderate logits
+    yb = torch.randint(0, 2, (n,), generator=g).float().to(dev)
+    compare("BCE (naive, on probabilities)", bce_naive(z, yb),
+            F.binary_cross_entropy(torch.sigmoid(z), yb), [z])
+    compare("BCE (logits form)", bce_logits(z, yb), F.binary_cross_entropy_with_logits(z, yb), [z])
+    # A confident wrong answer: logit 30 (p = 1 - 9e-14) for a negative example.
+    z_big, y0 = torch.tensor([30.0], device=dev), torch.tensor([0.0], device=dev)
+    naive, stable = bce_naive(z_big, y0), bce_logits(z_big, y0)
+    print(f"  logit 30, label 0: naive {naive.item()}, logits form {stable.item()}, "
+          f"torch BCE on p {F.binary_cross_entropy(torch.sigmoid(z_big), y0).item()} (clamped at 100)")
+    check.true("naive BCE overflows at logit 30", torch.isinf(naive).item(), f"naive = {naive.item()}")
+    check.close("logits form stays exact: loss = softplus(30) = 30", stable,
+                F.binary_cross_entropy_with_logits(z_big, y0), atol=ATOL)
+    check.close("...and equals the true value 30", stable, torch.tensor(30.0), atol=1e-5)
+
+    print("\n-- cross-entropy")
+    logits = (2 * torch.randn(n, CLASSES, generator=g)).to(dev).requires_grad_()  # (B, C)
+    y = torch.randint(0, CLASSES, (n,), generator=g)
+    y[torch.rand(n, generator=g) < 0.2] = IGNORE       # ~20% unlabelled rows, e.g. padding tokens
+    y = y.to(dev)
+    compare("cross-entropy", cross_entropy(logits, y), F.cross_entropy(logits, y), [logits])
+    compare("CE + label smoothing", cross_entropy(logits, y, SMOOTHING),
+            F.cross_entropy(logits, y, label_smoothing=SMOOTHING), [logits])
+    kept = y != IGNORE
+    check.close("ignore_index = dropping those rows", cross_entropy(logits, y),
+                F.cross_entropy(logits[kept], y[kept]), atol=ATOL)
+    # Cross-entropy of huge logits: logsumexp subtracts the max first, so nothing overflows.
+    huge = torch.tensor([[1000.0, 0.0, -1000.0]], device=dev)
+    check.close("CE with logits +-1000 is finite and exact", cross_entropy(huge, torch.tensor([1], device=dev)),
+                torch.tensor(1000.0), atol=1e-3)
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    r = torch.linspace(-3, 3, 301)
+    zero = torch.zeros(1)
+    for name, fn in [("MSE  r²", mse), ("L1  |r|", l1), (f"Huber  δ={HUBER_DELTA}", huber)]:
+        ax1.plot(r, [fn(v.view(1), zero).item() for v in r], label=name)
+    ax1.set(xlabel="residual r = prediction - target", ylabel="loss", ylim=(0, 4),
+            title="Regression losses: how hard outliers pull")
+    ax1.legend()
+    zs = torch.linspace(-5, 40, 451)
+    naive_curve = [bce_naive(v.view(1), zero).item() for v in zs]
+    ax2.plot(zs, [bce_logits(v.view(1), zero).item() for v in zs], lw=4, alpha=0.5,
+             label="logits form (finite everywhere)")
+    ax2.plot(zs, naive_curve, label="naive -log(1 - sigmoid(z))")
+    first_inf = next(v.item() for v, c in zip(zs, naive_curve) if c == float("inf"))
+    ax2.axvspan(first_inf, 40, color="red", alpha=0.1, label=f"naive = inf (z ≥ {first_inf:.1f})")
+    ax2.set(xlabel="logit z (true label 0)", ylabel="BCE", title="float32 BCE: naive vs logits form")
+    ax2.legend()
+    plot.save(fig, run, "losses.png")
+    return cli.finish(run, {"naive_bce_first_inf_logit": first_inf})
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())

@@ -1,0 +1,199 @@
+"""08 - Data augmentation with transforms v2, Mixup/CutMix (phase 03, week 4)
+
+Goal: build a torchvision transforms v2 pipeline that moves boxes together with the image,
+      re-derive a flip, MixUp and CutMix by hand against torchvision, and check that labels
+      survive augmentation and that seeded runs repeat.
+Run:  python phase03-pytorch/08-data-augmentation.py            (about 18 s on a 2-core CPU, imports included)
+      python phase03-pytorch/08-data-augmentation.py --quick    (seconds, offline, used by the tests)
+Expect: "[check] MixUp: scratch lam*x + (1-lam)*x.roll(1) vs v2.MixUp: max |diff| 0" (lambda 0.864);
+        figures augmentation_grid.png (one photo, many views, box following) and mixup_cutmix.png.
+"""
+import time
+
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits, load_sample_image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.utils import draw_bounding_boxes
+
+from dlcourse import check, cli, data, plot
+import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
+
+PHOTO_SIZE = (160, 240)  # (H, W) the photo is resized to before augmenting: small and fast
+GRID_QUICK = (2, 4)      # rows x columns of augmented views in --quick
+GRID_FULL = (3, 6)       # and in a full run
+BOX = [210, 40, 330, 180]  # (x1, y1, x2, y2) around the pagoda roof in china.jpg, original pixels
+DIGIT_SIZE = 32          # digits are upsampled from 8x8 to this many pixels
+MIX_BATCH = 8            # digits per MixUp/CutMix batch
+ALPHA = 1.0              # Beta(alpha, alpha) for lambda; 1.0 = uniform on [0, 1]
+TIMED_QUICK = 20         # photos pushed through the pipeline for the throughput number, --quick
+TIMED_FULL = 100         # and in a full run
+
+
+def pipeline():
+    """A typical training-time pipeline. v2 transforms accept dicts/tuples and transform every
+    tv_tensor inside consistently: the box is cropped, flipped and rotated with the image;
+    plain ints and strings (class labels, names) pass through untouched."""
+    return v2.Compose([
+        v2.RandomResizedCrop(PHOTO_SIZE, scale=(0.25, 1.0), antialias=True),  # zoom + aspect jitter
+        v2.RandomHorizontalFlip(p=0.5),                                       # mirror symmetry
+        v2.RandomRotation(degrees=15),                                        # small tilts
+        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),  # lighting, camera
+        v2.SanitizeBoundingBoxes(),   # drop boxes cropped to nothing, with their "labels"
+    ])
+    # (v2.RandomErasing, random occlusion, is another favourite; it is left out here because
+    # it does not know what to do with boxes.)
+
+
+def augment(aug, img, boxes, class_id=3):
+    """Run the pipeline on one detection-style sample: a dict of image, boxes, labels."""
+    return aug({"image": img, "boxes": boxes, "labels": torch.tensor([7] * len(boxes)),
+                "class_id": class_id})
+
+
+def load_photo():
+    """scikit-learn's bundled photo as a uint8 tv_tensors.Image (3, H, W) with one box."""
+    img = torch.tensor(load_sample_image("china.jpg")).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    h, w = img.shape[1:]
+    boxes = tv_tensors.BoundingBoxes([BOX], format="XYXY", canvas_size=(h, w))
+    resize = v2.Resize(PHOTO_SIZE, antialias=True)   # boxes are rescaled along with the image
+    img, boxes = resize(tv_tensors.Image(img), boxes)
+    return img, boxes
+
+
+def check_flip(img, boxes):
+    print("\n-- a horizontal flip by hand vs v2.RandomHorizontalFlip(p=1)")
+    out_img, out_boxes = v2.RandomHorizontalFlip(p=1.0)(img, boxes)
+    W = img.shape[-1]
+    x1, y1, x2, y2 = boxes[0].tolist()
+    check.equal("image: flip the last axis", out_img, img.flip(-1))
+    check.equal("box: x -> W - x (and swap x1, x2)", out_boxes[0].tolist(), [W - x2, y1, W - x1, y2])
+
+
+def check_pipeline(run, img, boxes):
+    print("\n-- labels survive the pipeline; seeds repeat")
+    aug = pipeline()
+    kept = []
+    for s in range(20):
+        torch.manual_seed(run.seed * 1000 + s)
+        out = augment(aug, img, boxes)
+        if out["class_id"] != 3 or len(out["labels"]) != len(out["boxes"]):
+            break
+        kept.append(len(out["boxes"]))
+    check.equal("20 draws: class label untouched, one label per surviving box", len(kept), 20)
+    print(f"  the box survived {sum(kept)} of 20 random crops (SanitizeBoundingBoxes removes boxes "
+          "cropped away, and their labels)")
+    torch.manual_seed(run.seed)
+    a = augment(aug, img, boxes)["image"]
+    torch.manual_seed(run.seed)
+    b = augment(aug, img, boxes)["image"]
+    torch.manual_seed(run.seed + 1)
+    c = augment(aug, img, boxes)["image"]
+    check.equal("same seed -> same augmented image", a, b)
+    check.true("another seed -> another image", not torch.equal(a, c), "images differ")
+
+
+def load_digit_batch(run):
+    digits = load_digits()
+    g = torch.Generator().manual_seed(run.seed)
+    idx = torch.randperm(len(digits.target), generator=g)[:MIX_BATCH]
+    x = torch.tensor(digits.images[idx.numpy()], dtype=torch.float32)[:, None] / 16   # (B, 1, 8, 8)
+    x = F.interpolate(x, size=DIGIT_SIZE, mode="bilinear", align_corners=False)        # (B, 1, 32, 32)
+    return x, torch.tensor(digits.target[idx.numpy()])
+
+
+def check_mixing(run, x, y):
+    print("\n-- MixUp and CutMix: scratch vs torchvision")
+    torch.manual_seed(run.seed)
+    mixed, soft = v2.MixUp(alpha=ALPHA, num_classes=10)(x, y)     # soft: (B, 10)
+    i = int((y != y.roll(1)).nonzero()[0])                        # a row whose partner has another class
+    lam = soft[i, y[i]].item()                                    # read lambda off the soft label
+    onehot = F.one_hot(y, 10).float()
+    # MixUp pairs each image with its neighbour in the batch (x.roll(1)), same lambda for all.
+    check.close("MixUp: scratch lam*x + (1-lam)*x.roll(1) vs v2.MixUp", mixed,
+                lam * x + (1 - lam) * x.roll(1, 0), atol=1e-6)
+    check.close("MixUp labels = lam*onehot(y) + (1-lam)*onehot(y.roll(1))", soft,
+                lam * onehot + (1 - lam) * onehot.roll(1, 0), atol=1e-6)
+    # CutMix pastes a box from the partner. To see the box, replay the same random draws on
+    # images that are constant (image k filled with k): pasted pixels then carry another value.
+    torch.manual_seed(run.seed)
+    cut, cut_soft = v2.CutMix(alpha=ALPHA, num_classes=10)(x, y)
+    ids = torch.arange(len(y), dtype=torch.float32).view(-1, 1, 1, 1).expand_as(x).clone()
+    torch.manual_seed(run.seed)
+    ids_cut, _ = v2.CutMix(alpha=ALPHA, num_classes=10)(ids, y)
+    pasted = ids_cut[0, 0] != ids[0, 0]                           # (H, W) True inside the box
+    share = pasted.float().mean().item()
+    check.equal("CutMix: scratch where(box, x.roll(1), x) vs v2.CutMix", cut,
+                torch.where(pasted, x.roll(1, 0), x))
+    lam_cut = (cut_soft * onehot)[y != y.roll(1)].sum(1)         # weight left on each image's own class
+    check.close("CutMix label weight on own class = 1 - pasted area", lam_cut,
+                torch.full_like(lam_cut, 1 - share), atol=1e-6)
+    check.close("mixed labels still sum to 1", cut_soft.sum(1), torch.ones(len(y)), atol=1e-6)
+    print(f"  MixUp lambda {lam:.3f}; CutMix pasted a box covering {share:.1%} of each image")
+    return (mixed, soft, lam), (cut, cut_soft)
+
+
+def figures(run, img, boxes, mix, cut, x, y, grid):
+    rows, cols = grid
+    aug = pipeline()
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows))
+    for k, ax in enumerate(axes.flat):
+        torch.manual_seed(run.seed * 1000 + k)
+        out = {"image": img, "boxes": boxes} if k == 0 else augment(aug, img, boxes)
+        out_img, out_boxes = out["image"], out["boxes"]
+        shown = draw_bounding_boxes(out_img, out_boxes, colors="yellow", width=2) if len(out_boxes) else out_img
+        ax.imshow(shown.permute(1, 2, 0))
+        ax.set_title("original" if k == 0 else f"seed {k}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle("transforms v2: one photo, many training views (the box moves with it)")
+    plot.save(fig, run, "augmentation_grid.png")
+
+    (mixed, soft, lam), (cut, cut_soft) = mix, cut
+    n = min(4, len(y))
+    fig, axes = plt.subplots(3, n, figsize=(2.4 * n, 7.4))
+    def label_text(row):                                       # "0.86·6 + 0.14·4"
+        vals, classes = row.topk(2)
+        return " + ".join(f"{v:.2f}·{c}" for v, c in zip(vals.tolist(), classes.tolist()) if v > 0.005)
+
+    for i in range(n):
+        for row, (img_i, title) in enumerate([(x[i], f"digit {y[i].item()}"),
+                                              (mixed[i], "MixUp: " + label_text(soft[i])),
+                                              (cut[i], "CutMix: " + label_text(cut_soft[i]))]):
+            axes[row, i].imshow(img_i[0], cmap="gray_r")
+            axes[row, i].set_title(title, fontsize=8)
+            axes[row, i].axis("off")
+    fig.suptitle(f"Mixing a batch with its neighbour (lambda = {lam:.2f} for MixUp)")
+    plot.save(fig, run, "mixup_cutmix.png")
+
+
+def throughput(img, boxes, n):
+    aug = pipeline()
+    start = time.perf_counter()
+    for _ in range(n):
+        augment(aug, img, boxes)
+    rate = n / (time.perf_counter() - start)
+    print(f"\n-- pipeline speed: {rate:.0f} photos/s of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} on one CPU process")
+    return rate
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+    data.announce("scikit-learn's bundled china.jpg photo and 8x8 digits", real=True)
+    img, boxes = load_photo()
+    check_flip(img, boxes)
+    check_pipeline(run, img, boxes)
+    x, y = load_digit_batch(run)
+    mix, cut = check_mixing(run, x, y)
+    figures(run, img, boxes, mix, cut, x, y, GRID_QUICK if run.quick else GRID_FULL)
+    rate = throughput(img, boxes, TIMED_QUICK if run.quick else TIMED_FULL)
+    return cli.finish(run, {"mixup_lambda": mix[2], "photos_per_s": rate})
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())
