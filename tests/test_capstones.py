@@ -91,3 +91,16 @@ def test_gradients_by_hand_capstone(tmp_path):
         majority = np.bincount(loader().target).max() / len(loader().target)
         ours = [v for k, v in accuracy[name].items() if "(ours)" in k]
         assert len(ours) == 2 and min(ours) > majority + 0.1, (name, ours, majority)
+
+
+def test_mnist_capstone_pipeline(tmp_path):
+    out = tmp_path / "out"
+    result = run_script("phase03-pytorch/capstone-mnist.py", ["--quick", "--out", str(out)],
+                        tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "OFFLINE STAND-IN for MNIST" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["real_mnist"] is False          # never claims the stand-in's numbers as MNIST's
+    assert metrics["test_acc"] > 0.3 and metrics["train_images_per_s"] > 0
+    for name in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
+        assert (out / name).stat().st_size > 5_000, name
