@@ -139,7 +139,7 @@ PHASES = [
         ("debugging-shapes-dtypes-devices", "Debugging shapes, dtypes and devices",
          "调试形状、类型与设备错误", 4),
     ], [("mnist", "Capstone: MNIST classifier", "综合项目：MNIST 手写数字分类", 4)]),
-    _phase(4, "phase04-mlp", "Neural-network foundations", "神经网络基础", (5, 5), False, [
+    _phase(4, "phase04-mlp", "Neural-network foundations", "神经网络基础", (5, 5), True, [
         ("perceptron", "The perceptron and XOR", "感知机与异或问题", 5),
         ("mlp-basic", "A multilayer perceptron by hand", "手写多层感知机", 5),
         ("forward-backward", "Forward and backward by hand", "手写前向与反向传播", 5),

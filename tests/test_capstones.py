@@ -104,3 +104,17 @@ def test_mnist_capstone_pipeline(tmp_path):
     assert metrics["test_acc"] > 0.3 and metrics["train_images_per_s"] > 0
     for name in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
         assert (out / name).stat().st_size > 5_000, name
+
+
+def test_house_price_capstone_pipeline(tmp_path):
+    out = tmp_path / "out"
+    result = run_script("phase04-mlp/capstone-house-prices.py", ["--quick", "--out", str(out)],
+                        tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "OFFLINE STAND-IN for California housing" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["real_data"] is False
+    assert metrics["rmse_mlp"] < metrics["rmse_mean_baseline"]
+    assert metrics["rmse_linear"] < metrics["rmse_mean_baseline"]
+    for name in ("residuals.png", "importance.png"):
+        assert (out / name).stat().st_size > 5_000, name
