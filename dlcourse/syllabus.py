@@ -152,7 +152,7 @@ PHASES = [
         ("weight-init", "Weight initialisation: vanishing and exploding",
          "权重初始化：梯度消失与爆炸", 5),
     ], [("house-prices", "Capstone: house-price regression", "综合项目：房价回归", 5)]),
-    _phase(5, "phase05-cnn", "Convolutional networks", "卷积神经网络", (6, 7), False, [
+    _phase(5, "phase05-cnn", "Convolutional networks", "卷积神经网络", (6, 7), True, [
         ("convolution-basics", "Convolution from loops to im2col", "卷积：从循环到 im2col", 6),
         ("pooling-layers", "Pooling layers", "池化层", 6),
         ("receptive-field", "Receptive fields, analytic and measured", "感受野：解析与实测", 6),

@@ -3,11 +3,11 @@
 Goal: write conv2d twice, as plain nested loops and as im2col + one matrix multiply, prove
       both equal F.conv2d across stride, padding, dilation and groups, and see what a few
       hand-made kernels do to a photo.
-Run:  python phase05-cnn/01-convolution-basics.py            (more configurations; about 5 s on a 2-core CPU)
+Run:  python phase05-cnn/01-convolution-basics.py            (more configurations; about 2 s on a 2-core CPU)
       python phase05-cnn/01-convolution-basics.py --quick    (seconds, offline, used by the tests)
-Expect: "[check] im2col conv vs F.conv2d  s=(2, 1) p=(1, 0) d=(1, 2) g=1: max |diff| ~1e-15";
+Expect: "[check] im2col conv vs F.conv2d  s=(2, 1) p=(1, 0) d=(1, 2) g=1: max |diff| ~4e-15";
         the output-size formula matches F.conv2d's shape for every one of a few hundred
-        settings; im2col is within a small factor of F.conv2d and thousands of times faster
+        settings; im2col runs a few times slower than F.conv2d and thousands of times faster
         than the loops; figures kernels.png (edges, blur, stride, dilation) and im2col.png.
 """
 import time
@@ -28,7 +28,7 @@ CONFIGS = [
     (1, 1, 1, 2),                  # two groups: each filter sees half the input channels
     (1, 1, 1, 4),                  # groups == channels: a depthwise convolution (lesson 09)
 ]
-MORE_CONFIGS = [(3, 2, 1, 1), ((1, 2), (2, 1), (2, 1), 2), (2, 0, 3, 4)]  # full run only
+MORE_CONFIGS = [(3, 2, 1, 1), ((1, 2), (2, 1), (2, 1), 2), (2, 1, 3, 4)]  # full run only
 C_IN, C_OUT, K = 4, 8, 3           # channels and kernel size of the comparison tensors
 LOOP_HW = (6, 7)                   # the loops are slow: tiny, non-square images only
 IM2COL_HW = (13, 11)               # im2col is fast: a larger, odd, non-square image
@@ -127,10 +127,10 @@ def compare_with_torch(configs):
                         ref, atol=TOL)
 
 
-def sweep_output_sizes():
+def sweep_output_sizes(sizes):
     """The formula against the shapes F.conv2d produces, on the meta device (shapes, no maths)."""
     ours, theirs = [], []
-    x_by_n = {n: torch.empty(1, 1, n, n, device="meta") for n in range(4, 12)}
+    x_by_n = {n: torch.empty(1, 1, n, n, device="meta") for n in sizes}
     for n, x in x_by_n.items():
         for k in (1, 2, 3, 5):
             for s in (1, 2, 3):
@@ -164,12 +164,13 @@ def speed(run):
     sync = lambda: devices.synchronize(run.device)  # noqa: E731 - GPU work is asynchronous
     t_im2col = timed(lambda: (conv2d_im2col(x, w, padding=1), sync()))
     t_torch = timed(lambda: (F.conv2d(x, w, padding=1), sync()))
-    xs, ws = x[:1, :2, :6, :6].cpu(), w[:2, :2].cpu()          # 1*2*6*6 = 72 outputs
-    t_loop_each = timed(lambda: conv2d_loops(xs, ws, padding=1), repeat=1) / 72
-    t_loops = t_loop_each * B * 32 * H * W * (C / 2)           # same work as the big conv
+    # The loops cost the same per multiply-add whatever the size: time a small case, scale up.
+    xs, ws = x[:1, :4, :8, :8].cpu(), w[:4, :4].cpu()         # 1*4*8*8 outputs, 4*3*3 MACs each
+    t_per_mac = timed(lambda: conv2d_loops(xs, ws, padding=1), repeat=1) / (4 * 8 * 8 * 4 * K * K)
+    t_loops = t_per_mac * B * 32 * H * W * C * K * K           # MACs of the big convolution
     print(f"conv {TIME_SHAPE} -> 32 channels, 3x3: loops ~{t_loops:,.0f} ms (extrapolated), "
           f"im2col {t_im2col:.2f} ms, F.conv2d {t_torch:.2f} ms")
-    check.greater("im2col is faster than the loops (x)", t_loops / t_im2col, 100)
+    # No check on timings: other programs on the machine make them noisy. Read them as sizes.
     return {"ms_loops_extrapolated": t_loops, "ms_im2col": t_im2col, "ms_torch": t_torch}
 
 
@@ -177,7 +178,7 @@ def figure_kernels(run):
     """Hand-made kernels applied to a photo with our im2col convolution."""
     photo = torch.tensor(load_sample_image("china.jpg"), dtype=torch.float32).mean(-1) / 255
     data.announce("scikit-learn's bundled sample photo china.jpg (427x640, grayscale)", real=True)
-    img = photo[::2, ::2][None, None].to(run.device)            # (1, 1, 214, 320)
+    img = photo[::3, ::3][None, None].to(run.device)            # (1, 1, 143, 214)
     sobel_x = torch.tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]])
     kernels = {"Sobel x (vertical edges)": sobel_x, "Sobel y (horizontal edges)": sobel_x.T,
                "box blur 7x7": torch.full((7, 7), 1 / 49),
@@ -189,6 +190,12 @@ def figure_kernels(run):
     panels.append(("Sobel x, stride 4", conv2d_im2col(img, sx, stride=4)))
     panels.append(("Sobel x, dilation 4", conv2d_im2col(img, sx, padding=4, dilation=4)))
     fig, axes = plt.subplots(2, 4, figsize=(14, 5.6))
+    last = axes.flat[-1]                                        # the kernel itself, with numbers
+    last.imshow(sobel_x, cmap="RdBu_r", vmin=-2, vmax=2)
+    for (i, j), v in zip([(i, j) for i in range(3) for j in range(3)], sobel_x.flatten().tolist()):
+        last.text(j, i, f"{v:+.0f}", ha="center", va="center")
+    last.set_title("the Sobel x kernel", fontsize=9)
+    last.axis("off")
     for ax, (name, y) in zip(axes.flat, panels):
         y = y[0, 0].cpu()
         signed = name != "input" and not name.startswith("box")
@@ -196,7 +203,8 @@ def figure_kernels(run):
         ax.imshow(y, cmap="RdBu_r" if signed else "gray", vmin=-lim if signed else None, vmax=lim)
         ax.set_title(f"{name}\n{tuple(y.shape)}", fontsize=9)
         ax.axis("off")
-    fig.suptitle("conv2d_im2col with hand-made kernels (red +, blue -); the shape is under each title")
+    fig.suptitle("conv2d_im2col with hand-made kernels (red +, blue -; output shape under each title).\n"
+                 "The lines along the borders are zero padding meeting a bright image: an edge.")
     plot.save(fig, run, "kernels.png")
 
 
@@ -205,7 +213,7 @@ def figure_im2col(run):
     x = torch.arange(1, 21, dtype=torch.float32).view(1, 1, 4, 5)
     cols = im2col(x, 3, 3, padding=1)[0]                      # (9, 20): zero padding shows as 0
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1, 3.6]})
-    a0.imshow(x[0, 0], cmap="Pastel1")
+    a0.imshow(x[0, 0] * 0, cmap="Blues", vmin=0, vmax=1)
     for (i, j), v in zip([(i, j) for i in range(4) for j in range(5)], x.flatten().tolist()):
         a0.text(j, i, int(v), ha="center", va="center")
     a0.set(title="input 4x5 (pixel numbers)", xticks=[], yticks=[])
@@ -214,7 +222,7 @@ def figure_im2col(run):
         for j in range(cols.shape[1]):
             a1.text(j, i, int(cols[i, j]), ha="center", va="center", fontsize=8)
     a1.set(title="im2col, 3x3 kernel, padding 1: one column per output pixel (0 = padding)",
-           xlabel="output position (row-major)", ylabel="kernel offset (ki, kj)",
+           xlabel="output position (row-major)", ylabel="kernel offset (ki, kj)", xticks=range(20),
            yticks=range(9), yticklabels=[f"({i},{j})" for i in range(3) for j in range(3)])
     plot.save(fig, run, "im2col.png")
 
@@ -224,7 +232,7 @@ def main(args) -> dict:
     configs = CONFIGS + ([] if run.quick else MORE_CONFIGS)
 
     print("--- 1. the output-size formula: floor((n + 2p - d(k-1) - 1) / s) + 1")
-    sweep_output_sizes()
+    sweep_output_sizes((5, 8) if run.quick else range(4, 12))
 
     print("--- 2. im2col is F.unfold, written out")
     x = torch.randn(2, C_IN, *IM2COL_HW, dtype=torch.float64)

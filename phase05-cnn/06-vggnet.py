@@ -1,0 +1,184 @@
+"""06 - VGG (phase 05, week 6)
+
+Goal: build VGG-11/13/16/19 (with and without batch norm) from one configuration table,
+      match torchvision's parameter counts and outputs, and see why stacked 3x3 convolutions
+      won and where VGG's memory goes.
+Run:  python phase05-cnn/06-vggnet.py            (all eight variants, full VGG-16 forward at 224x224; about 5 s on a 2-core CPU)
+      python phase05-cnn/06-vggnet.py --quick    (seconds, offline, used by the tests)
+Expect: "[check] parameters: scratch vs torchvision vgg16: 138357544"; two 3x3 convs see 5x5
+        with 18C^2 instead of 25C^2 weights; scratch and torchvision outputs agree exactly with
+        the same weights; memory.png shows activations peaking in the first block and
+        parameters in the first FC layer.
+"""
+import torch
+import torch.nn as nn
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+from dlcourse import check, cli, plot
+import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
+
+N_CLASSES = 1000     # ImageNet's classes, so the counts match torchvision's
+DROPOUT = 0.5        # on the two hidden FC layers
+SIZE = 224           # VGG's input size; 5 poolings bring it to 7x7
+
+# Simonyan & Zisserman 2014, Table 1: output channels of each 3x3 conv, "M" a 2x2 max pool.
+CONFIGS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],                     # A
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],            # B
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],  # D
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],                                                            # E
+}
+QUICK_VARIANTS = ["vgg11", "vgg16", "vgg11_bn"]   # --quick compares these with torchvision
+
+
+class VGG(nn.Module):
+    """features (3x3 convs + max pools) -> 7x7 adaptive pool -> 3 FC layers.
+    Names follow torchvision's, so its state_dict loads into this model unchanged."""
+
+    def __init__(self, cfg, batch_norm=False, n_classes=N_CLASSES):
+        super().__init__()
+        layers, c = [], 3
+        for v in cfg:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                continue
+            # padding 1 keeps H and W: only the pools shrink the map, so depth is free to choose
+            layers.append(nn.Conv2d(c, v, kernel_size=3, padding=1))
+            layers += [nn.BatchNorm2d(v), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
+            c = v
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))    # 224 / 2^5 = 7: a no-op at 224x224
+        self.classifier = nn.Sequential(
+            nn.Linear(c * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
+            nn.Linear(4096, n_classes))
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))     # (B, 512, 7, 7)
+        return self.classifier(x.flatten(1))   # (B, 25088) -> (B, n_classes)
+
+
+def vgg(name):
+    """'vgg16' or 'vgg16_bn' -> model."""
+    return VGG(CONFIGS[name.removesuffix("_bn")], batch_norm=name.endswith("_bn"))
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def gmacs(model):
+    model.eval()                                             # train-mode BN costs the counter 2x
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.empty(1, 3, SIZE, SIZE, device=next(model.parameters()).device))
+    return counter.get_total_flops() / 2e9             # FLOPs count 2 per multiply-add
+
+
+def per_layer(model):
+    """(name, activations per image, parameters) for every conv/linear layer, by forward hooks."""
+    rows = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: rows.append((n, o[0].numel(), count(mod))))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.empty(1, 3, SIZE, SIZE, device=next(model.parameters()).device))
+    for h in hooks:
+        h.remove()
+    return rows
+
+
+def stacking_argument(c=64):
+    """n stacked 3x3 convs see (2n+1)x(2n+1) pixels (lesson 03) with n*9*C^2 weights, against
+    (2n+1)^2*C^2 for one big kernel, and they add n-1 extra non-linearities."""
+    for n in (2, 3):
+        k = 2 * n + 1
+        stack = nn.Sequential(*[nn.Conv2d(c, c, 3, padding=1) for _ in range(n)])
+        big = nn.Conv2d(c, c, k, padding=n)
+        check.equal(f"{n} stacked 3x3 ({k}x{k} field) vs one {k}x{k}: params {n}*(9C^2+C), k^2 C^2+C",
+                    (count(stack), count(big)), (n * (9 * c * c + c), k * k * c * c + c))
+        print(f"    {n} x 3x3 uses {count(stack) / count(big):.0%} of the weights of one {k}x{k}")
+
+
+def figure(run, rows):
+    names = [n.replace("features.", "conv ").replace("classifier.", "fc ") for n, _, _ in rows]
+    acts = [a for _, a, _ in rows]
+    params = [p for _, _, p in rows]
+    fig, ax = plt.subplots(figsize=(12, 4))
+    x = torch.arange(len(rows)).float()
+    ax.bar(x - 0.2, acts, 0.4, label="activations per image (values)")
+    ax.bar(x + 0.2, params, 0.4, label="parameters")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=60, fontsize=8)
+    total_a, total_p = sum(acts), sum(params)
+    ax.set_title(f"VGG-16 at 224x224: {total_a / 1e6:.1f} M conv/FC output values per image "
+                 f"({total_a * 4 / 2**20:.0f} MiB in float32, forward only), "
+                 f"{total_p / 1e6:.0f} M parameters")
+    ax.legend()
+    plot.save(fig, run, "memory.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+    variants = QUICK_VARIANTS if run.quick else [f"{n}{bn}" for n in CONFIGS for bn in ("", "_bn")]
+
+    print("--- 1. parameter counts against torchvision (meta device: shapes only, no memory)")
+    metrics = {}
+    with torch.device("meta"):
+        for name in variants:
+            ours, theirs = vgg(name), getattr(torchvision.models, name)(weights=None)
+            check.equal(f"parameters: scratch vs torchvision {name}", count(ours), count(theirs))
+            metrics[f"params_{name}"] = count(ours)
+            print(f"    {name}: {count(ours) / 1e6:.1f} M parameters, {gmacs(ours):.1f} G multiply-adds")
+        ours = vgg("vgg16")
+        check.equal("vgg16 output shape at 224x224", tuple(ours(torch.empty(2, 3, SIZE, SIZE)).shape),
+                    (2, N_CLASSES))
+
+    print("--- 2. why 3x3: same field, fewer weights, more non-linearities")
+    stacking_argument()
+
+    print("--- 3. where the memory goes (VGG-16, one 224x224 image)")
+    rows = per_layer(ours)
+    figure(run, rows)
+    fc1 = max(rows, key=lambda r: r[2])
+    print(f"    largest layer: {fc1[0]} with {fc1[2] / count(ours):.0%} of all parameters")
+
+    print("--- 4. same weights, same outputs: torchvision's state_dict in the scratch model")
+    name = "vgg11" if run.quick else "vgg16"
+    with torch.device("meta"):
+        ours = vgg(name)
+    if run.quick:
+        # 133 M random weights take seconds to initialise on a CPU; the convolutions (9 M) are
+        # where a wiring mistake would hide, so --quick compares `features` on a 64x64 input.
+        with torch.device("meta"):
+            tv = torchvision.models.vgg11(weights=None)
+        tv.features.to_empty(device=run.device)
+        for m in tv.features.modules():
+            if isinstance(m, nn.Conv2d):
+                m.reset_parameters()                         # real random init, features only
+        ours.features.load_state_dict(tv.features.state_dict(), strict=True, assign=True)
+        x = torch.randn(2, 3, 64, 64, device=run.device)
+        with torch.no_grad():
+            out, ref = ours.features(x), tv.features(x)
+        what = "features on 2x3x64x64"
+    else:
+        tv = getattr(torchvision.models, name)(weights=None).to(run.device).eval()
+        ours.load_state_dict(tv.state_dict(), strict=True, assign=True)
+        ours.eval()
+        x = torch.randn(2, 3, SIZE, SIZE, device=run.device)
+        with torch.no_grad():
+            out, ref = ours(x), tv(x)
+        what = "logits on 2x3x224x224"
+    check.close(f"{name} {what}: scratch vs torchvision (same weights, float32)", out, ref,
+                atol=1e-5, rtol=1e-5)
+    return cli.finish(run, metrics)
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())

@@ -1,0 +1,252 @@
+"""07 - ResNet-18 from scratch (phase 05, week 7)
+
+Goal: write the residual block and ResNet-18, load torchvision's weights into it unchanged
+      and get the same outputs, and see why the skip connection matters: gradients that stay
+      the same size through 40 layers, and a deep net that trains where its plain twin stalls.
+Run:  python phase05-cnn/07-resnet.py            (adds the plain-vs-residual training run; about 10 s on a 2-core CPU)
+      python phase05-cnn/07-resnet.py --quick    (seconds, offline, used by the tests)
+Expect: "[check] logits: scratch ResNet-18 vs torchvision (same weights, eval mode)" max |diff|
+        0 (the same operations in the same order); in a 20-block stack at initialisation the
+        first block's gradient is ~480x the last one's without skips and ~12x with them; the
+        full run's training loss after 150 steps is ~0.4 with skips and ~2.1 without. With a
+        network, torchvision's ImageNet weights are used and two sample photos classified.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from sklearn.datasets import load_digits, load_sample_image
+
+from dlcourse import check, cli, data, plot
+import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
+
+N_CLASSES = 1000         # ImageNet's classes, so torchvision's weights fit
+DEPTH_DEMO = 20          # residual blocks (40 conv layers) in the plain-vs-residual demo
+WIDTH_DEMO = 8          # channels of the demo stacks
+STEPS_DEMO = 150         # training steps of the demo (full run only)
+LR_DEMO = 1e-3           # Adam learning rate of the demo
+BATCH_DEMO = 32          # digits per demo step
+
+
+class BasicBlock(nn.Module):
+    """out = relu( bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x) ).
+
+    The block learns a *residual* F(x) = H(x) - x: doing nothing is easy (F = 0), and in the
+    backward pass the identity path hands the gradient through unchanged:
+    d out / d x = dF/dx + I. When the shape changes (stride 2 or more channels) the shortcut
+    is a 1x1 conv + BN ("downsample") so that the sum is defined.
+    """
+
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)  # BN's shift makes a bias redundant
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    """Stem (7x7/2 conv, 3x3/2 max pool) -> 4 stages of 2 blocks (64, 128, 256, 512 channels;
+    stages 2-4 halve H and W in their first block) -> global average pool -> FC.
+    Attribute names follow torchvision's, so its state_dict loads unchanged."""
+
+    def __init__(self, n_classes=N_CLASSES):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths, c = (64, 128, 256, 512), 64
+        for i, w in enumerate(widths, start=1):
+            stride = 1 if i == 1 else 2
+            setattr(self, f"layer{i}", nn.Sequential(BasicBlock(c, w, stride), BasicBlock(w, w)))
+            c = w
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, n_classes)
+
+    def forward(self, x, trace=None):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
+        for i in range(1, 5):
+            x = getattr(self, f"layer{i}")(x)                  # stage i: (B, 64*2^(i-1), H/2^(i+1), ...)
+            if trace is not None:
+                trace.append((f"layer{i}", tuple(x.shape)))
+        x = self.avgpool(x).flatten(1)                         # (B, 512)
+        return self.fc(x)                                      # (B, n_classes)
+
+
+def torchvision_resnet18(run):
+    """Pretrained ImageNet weights when allowed and reachable, else random initialisation."""
+    if not run.offline and data.network_available("download.pytorch.org"):
+        torch.hub.set_dir(str(data.root() / "torch-hub"))      # keep downloads in the data folder
+        data.library_timeout()
+        try:
+            weights = torchvision.models.ResNet18_Weights.DEFAULT
+            model = torchvision.models.resnet18(weights=weights)
+            print("weights: torchvision ResNet18_Weights.DEFAULT (ImageNet-pretrained)")
+            return model, weights
+        except Exception as err:  # network errors come in many types; fall back, say why
+            print(f"weights: download failed ({type(err).__name__}); using random init")
+    print("weights: random initialisation (offline or download.pytorch.org unreachable); "
+          "the comparison is just as strict, only the predictions mean nothing")
+    return torchvision.models.resnet18(weights=None), None
+
+
+def randomise_batchnorm(model):
+    """Fresh BN layers are almost the identity (mean 0, var 1, scale 1, shift 0), which would
+    hide a BN wired in the wrong place. Give every BN its own statistics and affine terms."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+
+
+class DemoBlock(nn.Module):
+    """A basic block whose skip connection can be switched off: the 'plain' twin."""
+
+    def __init__(self, c, residual):
+        super().__init__()
+        self.residual = residual
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                                  nn.ReLU(), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + x if self.residual else self.body(x))
+
+
+def demo_net(residual):
+    return nn.Sequential(nn.Conv2d(1, WIDTH_DEMO, 3, padding=1), nn.ReLU(),
+                         *[DemoBlock(WIDTH_DEMO, residual) for _ in range(DEPTH_DEMO)],
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(WIDTH_DEMO, 10))
+
+
+def plain_vs_residual(run, x, y):
+    """Per-block gradient norms at initialisation, and (full run) training losses."""
+    grads, losses = {}, {}
+    for residual in (False, True):
+        torch.manual_seed(run.seed)                            # same weights for both twins
+        net = demo_net(residual).to(run.device)
+        F.cross_entropy(net(x[:128]), y[:128]).backward()
+        grads[residual] = [b.body[0].weight.grad.norm().item() for b in net if isinstance(b, DemoBlock)]
+        if run.quick:
+            continue
+        opt = torch.optim.Adam(net.parameters(), lr=LR_DEMO)
+        gen = torch.Generator().manual_seed(run.seed)          # same batches for both twins
+        losses[residual] = []
+        for _ in range(STEPS_DEMO):
+            idx = torch.randint(0, len(x), (BATCH_DEMO,), generator=gen).to(run.device)
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[residual].append(loss.item())
+    return grads, losses
+
+
+def figure_demo(run, grads, losses):
+    fig, axes = plt.subplots(1, 2 if losses else 1, figsize=(12 if losses else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    for residual, g in grads.items():
+        ax.semilogy(range(1, len(g) + 1), g, "o-", label="with skip connections" if residual else "plain")
+    ax.set(xlabel="block (1 = next to the input)", ylabel="|grad| of the block's first conv",
+           title=f"gradients at initialisation, {DEPTH_DEMO} blocks + BN")
+    ax.legend()
+    if losses:
+        ax = axes[0, 1]
+        for residual, curve in losses.items():
+            smooth = torch.tensor(curve).unfold(0, 10, 1).mean(1)   # 10-step moving average
+            ax.plot(range(10, len(curve) + 1), smooth, label="with skip connections" if residual else "plain")
+        ax.set(xlabel="step", ylabel="training loss (10-step mean)", title="same net, same data, same seed")
+        ax.legend()
+    plot.save(fig, run, "plain_vs_residual.png")
+
+
+def classify_photos(run, model, weights):
+    """Only with pretrained weights: ImageNet top-3 for two bundled photos."""
+    preprocess = weights.transforms()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, name in zip(axes, ["china.jpg", "flower.jpg"]):
+        img = torch.tensor(load_sample_image(name)).permute(2, 0, 1)        # (3, H, W) uint8
+        with torch.no_grad():
+            probs = model(preprocess(img)[None].to(run.device)).softmax(-1)[0].cpu()
+        top = probs.topk(3)
+        labels = [f"{weights.meta['categories'][i]} {p:.0%}" for p, i in zip(top.values, top.indices)]
+        print(f"    {name}: " + ", ".join(labels))
+        ax.imshow(img.permute(1, 2, 0))
+        ax.set_title("\n".join(labels), fontsize=9)
+        ax.axis("off")
+    plot.save(fig, run, "predictions.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+
+    print("--- 1. ResNet-18 from scratch vs torchvision")
+    tv, weights = torchvision_resnet18(run)
+    if weights is None:
+        randomise_batchnorm(tv)
+    tv = tv.to(run.device).eval()
+    with torch.device("meta"):
+        model = ResNet18()                                 # shapes only: weights come next
+    model.load_state_dict(tv.state_dict(), strict=True, assign=True)   # strict: every name fits
+    model.eval()                                           # eval: BN uses its running statistics
+    n_params = sum(p.numel() for p in model.parameters())
+    check.equal("parameters: scratch vs torchvision resnet18", n_params,
+                sum(p.numel() for p in tv.parameters()))
+    size = 128 if run.quick else 224                       # multiples of 32: every stride-2 halves exactly
+    x = torch.randn(2, 3, size, size, device=run.device)
+    trace = []
+    with torch.no_grad():
+        out, ref = model(x, trace=trace), tv(x)
+    for name, shape in trace:
+        print(f"    {name} -> {shape}")
+    check.equal(f"stage shapes: (C, {size}/4, ...) halving per stage", [s[1:] for _, s in trace],
+                [(64 * 2 ** i, size // 2 ** (i + 2), size // 2 ** (i + 2)) for i in range(4)])
+    check.close("logits: scratch ResNet-18 vs torchvision (same weights, eval mode)", out, ref,
+                atol=1e-4, rtol=1e-4)
+    if weights is not None:
+        classify_photos(run, model, weights)
+
+    print("--- 2. what the skip connection buys: a 20-block stack with and without it")
+    d = load_digits()
+    data.announce("scikit-learn digits (1797 8x8 scans) for the plain-vs-residual demo", real=True)
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None]
+    x = ((x - x.mean()) / x.std()).to(run.device)          # (1797, 1, 8, 8)
+    y = torch.tensor(d.target).to(run.device)
+    grads, losses = plain_vs_residual(run, x, y)
+    spread = {r: g[0] / g[-1] for r, g in grads.items()}
+    print(f"    first/last block gradient: plain {spread[False]:.0f}x, residual {spread[True]:.1f}x")
+    check.greater("plain stack's gradient spread / residual stack's (at init)",
+                  spread[False] / spread[True], 10)
+    metrics = {"params": n_params, "grad_spread_plain": spread[False], "grad_spread_residual": spread[True]}
+    if losses:
+        final = {r: sum(c[-10:]) / 10 for r, c in losses.items()}
+        print(f"    loss after {STEPS_DEMO} steps: plain {final[False]:.3f}, residual {final[True]:.3f}")
+        check.less("residual stack's final loss < plain stack's", final[True], final[False])
+        metrics.update(loss_plain=final[False], loss_residual=final[True])
+    figure_demo(run, grads, losses)
+    metrics["pretrained"] = weights is not None
+    return cli.finish(run, metrics)
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())

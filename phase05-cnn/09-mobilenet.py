@@ -1,0 +1,256 @@
+"""09 - MobileNet: depthwise separable convolution (phase 05, week 7)
+
+Goal: derive the cost of a depthwise separable convolution (1/C_out + 1/k^2 of a standard
+      one), build MobileNetV2's inverted residual blocks and the whole network from scratch,
+      match torchvision, and see why its bottlenecks are linear.
+Run:  python phase05-cnn/09-mobilenet.py            (more width multipliers, 224x224 comparison; about 1 s on a 2-core CPU)
+      python phase05-cnn/09-mobilenet.py --quick    (seconds, offline, used by the tests)
+Expect: "[check] params ratio separable/standard (C_in=32, C_out=64, k=3) vs 1/C_out + 1/k^2"
+        exact, FLOPs ratio the same; "[check] parameters: scratch vs torchvision mobilenet_v2:
+        3504872"; identical logits with the same weights; 1x1 convolutions do 89% of the
+        multiply-adds; relu_manifold.png shows ReLU destroying a 2-D spiral in 2 dimensions
+        (relative error ~0.66) but not in 30 (~0.001).
+"""
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+from dlcourse import check, cli, plot
+import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
+
+N_CLASSES = 1000         # ImageNet's classes, so the counts match torchvision's
+DROPOUT = 0.2            # before the classifier, as in torchvision
+# MobileNetV2 (Sandler et al. 2018), Table 2: expansion t, output channels c, repeats n, stride s.
+SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+            (6, 160, 3, 2), (6, 320, 1, 1)]
+RATIO_CASES = [(32, 64, 3), (128, 128, 3), (256, 512, 5)]   # (C_in, C_out, k) for the cost formula
+WIDTHS = (1.0, 0.5)                                         # width multipliers checked; full run adds more
+MORE_WIDTHS = (0.75, 1.4)
+MANIFOLD_DIMS = (2, 3, 5, 15, 30)                           # dimensions of the ReLU experiment
+
+
+def divisible(v, d=8):
+    """Round a channel count to the nearest multiple of d (hardware likes multiples of 8),
+    but never more than 10 % down."""
+    out = max(d, int(v + d / 2) // d * d)
+    return out + d if out < 0.9 * v else out
+
+
+def conv_bn_relu6(c_in, c_out, k=3, stride=1, groups=1):
+    """Conv (no bias: BN shifts) + BN + ReLU6. ReLU6 = min(max(x, 0), 6) keeps activations in a
+    range that low-precision mobile arithmetic represents well."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand (t x channels) -> 3x3 depthwise -> 1x1 *linear* projection.
+
+    'Inverted': ResNet's bottleneck is wide-narrow-wide; here the skip joins the narrow ends
+    and the cheap depthwise conv runs in the wide middle. No ReLU after the projection: in a
+    low-dimensional space ReLU destroys information (see relu_manifold.png).
+    """
+
+    def __init__(self, c_in, c_out, stride, t):
+        super().__init__()
+        hidden = int(round(c_in * t))
+        self.use_skip = stride == 1 and c_in == c_out
+        layers = [conv_bn_relu6(c_in, hidden, k=1)] if t != 1 else []
+        layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),   # depthwise
+                   nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_skip else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """Names and indices follow torchvision's, so its state_dict loads unchanged."""
+
+    def __init__(self, width=1.0, n_classes=N_CLASSES):
+        super().__init__()
+        c = divisible(32 * width)
+        last = divisible(1280 * max(1.0, width))   # the last layer never shrinks
+        layers = [conv_bn_relu6(3, c, 3, stride=2)]
+        for t, c_out, n, s in SETTINGS:
+            c_out = divisible(c_out * width)
+            for i in range(n):
+                layers.append(InvertedResidual(c, c_out, s if i == 0 else 1, t))
+                c = c_out
+        layers.append(conv_bn_relu6(c, last, k=1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(DROPOUT), nn.Linear(last, n_classes))
+
+    def forward(self, x):
+        x = self.features(x).mean(dim=(2, 3))     # global average pool: (B, 1280)
+        return self.classifier(x)                 # (B, n_classes)
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops(model, x):
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops()
+
+
+def separable_cost():
+    """Standard conv: k^2 C_in C_out weights. Depthwise (k^2 C_in) + pointwise (C_in C_out):
+    ratio (k^2 C_in + C_in C_out) / (k^2 C_in C_out) = 1/C_out + 1/k^2. Each weight is used
+    once per output pixel, so the multiply-adds have the same ratio."""
+    for c_in, c_out, k in RATIO_CASES:
+        standard = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
+        separable = nn.Sequential(nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in, bias=False),
+                                  nn.Conv2d(c_in, c_out, 1, bias=False))
+        formula = 1 / c_out + 1 / k ** 2
+        tag = f"(C_in={c_in}, C_out={c_out}, k={k})"
+        check.close(f"params ratio separable/standard {tag} vs 1/C_out + 1/k^2",
+                    count(separable) / count(standard), formula, atol=1e-12)
+        x = torch.empty(1, c_in, 28, 28, device="meta")
+        with torch.device("meta"):
+            ratio = flops(separable.to("meta"), x) / flops(standard.to("meta"), x)
+        check.close(f"FLOPs ratio (FlopCounterMode) {tag} vs formula", ratio, formula, atol=1e-12)
+
+
+def wall_time(run):
+    """FLOPs are not time: a depthwise conv does little work per byte it reads."""
+    from dlcourse import device as devices
+    x = torch.randn(2, 128, 56, 56, device=run.device)
+    convs = {"standard 3x3": nn.Conv2d(128, 128, 3, padding=1, bias=False),
+             "depthwise 3x3": nn.Conv2d(128, 128, 3, padding=1, groups=128, bias=False),
+             "pointwise 1x1": nn.Conv2d(128, 128, 1, bias=False)}
+    times = {}
+    with torch.no_grad():
+        for name, conv in convs.items():
+            conv.to(run.device)(x)                            # warm-up
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                conv(x)
+                devices.synchronize(run.device)
+                best = min(best, time.perf_counter() - start)
+            times[name] = best * 1e3
+    sep = times["depthwise 3x3"] + times["pointwise 1x1"]
+    print(f"    2x128x56x56 on {run.device}: standard {times['standard 3x3']:.1f} ms, depthwise "
+          f"{times['depthwise 3x3']:.1f} + pointwise {times['pointwise 1x1']:.1f} ms: "
+          f"{sep / times['standard 3x3']:.2f} of the time for {1 / 128 + 1 / 9:.2f} of the FLOPs")
+
+
+def mac_shares(model, size=224):
+    """Multiply-adds of pointwise (1x1), depthwise and other layers, by forward hooks."""
+    shares = {"1x1 (pointwise)": 0, "3x3 depthwise": 0, "other (stem conv, classifier)": 0}
+
+    def hook(m, inputs, out):
+        if isinstance(m, nn.Linear):
+            shares["other (stem conv, classifier)"] += m.in_features * m.out_features
+            return
+        macs = out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        key = ("1x1 (pointwise)" if m.kernel_size == (1, 1) else
+               "3x3 depthwise" if m.groups == m.in_channels > 1 else "other (stem conv, classifier)")
+        shares[key] += macs
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.empty(1, 3, size, size, device=next(model.parameters()).device))
+    for h in hooks:
+        h.remove()
+    return shares
+
+
+def relu_manifold(run, seed):
+    """After Sandler et al.'s Figure 1: a 2-D spiral embedded by a random matrix T into n dims,
+    ReLU, then the best linear map back (least squares). In few dims ReLU zeroes whole
+    directions and the spiral is lost; in many dims enough coordinates survive for every
+    point and it comes back."""
+    g = torch.Generator().manual_seed(seed)
+    angle = torch.linspace(0, 4 * torch.pi, 400, dtype=torch.float64)
+    spiral = torch.stack([angle * angle.cos(), angle * angle.sin()], 1) / 6     # (400, 2)
+    fig, axes = plt.subplots(1, len(MANIFOLD_DIMS) + 1, figsize=(3 * (len(MANIFOLD_DIMS) + 1), 3))
+    axes[0].scatter(*spiral.T, c=angle, s=3, cmap="viridis")
+    axes[0].set_title("input (2-D)")
+    errors = []
+    for ax, n in zip(axes[1:], MANIFOLD_DIMS):
+        T = torch.randn(2, n, generator=g, dtype=torch.float64)                  # embed
+        h = torch.relu(spiral @ T)                                               # (400, n)
+        h = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1)              # allow a shift
+        back = h @ torch.linalg.lstsq(h, spiral).solution                        # (400, 2)
+        errors.append(float((back - spiral).norm() / spiral.norm()))
+        ax.scatter(*back.T, c=angle, s=3, cmap="viridis")
+        ax.set_title(f"n = {n}: rel. error {errors[-1]:.2f}")
+    for ax in axes:
+        ax.set(xticks=[], yticks=[], aspect="equal")
+    fig.suptitle("x -> ReLU(x T) -> best linear map back: ReLU in few dimensions loses the manifold", y=1.06)
+    plot.save(fig, run, "relu_manifold.png")
+    return errors
+
+
+def figure_shares(run, shares):
+    fig, ax = plt.subplots(figsize=(8, 1.8))
+    left, total = 0, sum(shares.values())
+    for (name, v), color in zip(shares.items(), ["tab:blue", "tab:orange", "tab:gray"]):
+        ax.barh(0, v / total, left=left, color=color, label=f"{name}: {v / total:.1%}")
+        left += v / total
+    ax.set(xlim=(0, 1), yticks=[], title=f"MobileNetV2 multiply-adds at 224x224 ({total / 1e6:.0f} M in all)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8)
+    plot.save(fig, run, "mac_shares.png")
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+
+    print("--- 1. the cost of a depthwise separable convolution")
+    separable_cost()
+    wall_time(run)
+
+    print("--- 2. MobileNetV2 vs torchvision (meta device for the counts)")
+    metrics = {}
+    with torch.device("meta"):
+        for width in WIDTHS + (() if run.quick else MORE_WIDTHS):
+            ours, theirs = MobileNetV2(width), torchvision.models.mobilenet_v2(weights=None, width_mult=width)
+            check.equal(f"parameters: scratch vs torchvision mobilenet_v2 (width {width})",
+                        count(ours), count(theirs))
+            metrics[f"params_width_{width}"] = count(ours)
+    shares = mac_shares(MobileNetV2().to("meta"))
+    print("    " + ", ".join(f"{k}: {v / sum(shares.values()):.1%}" for k, v in shares.items()))
+    figure_shares(run, shares)
+
+    tv = torchvision.models.mobilenet_v2(weights=None).to(run.device).eval()
+    with torch.no_grad():                                  # non-trivial BN statistics (lesson 07)
+        for m in tv.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    with torch.device("meta"):
+        model = MobileNetV2()
+    model.load_state_dict(tv.state_dict(), strict=True, assign=True)
+    size = 96 if run.quick else 224
+    x = torch.randn(2, 3, size, size, device=run.device)
+    with torch.no_grad():
+        out, ref = model.eval()(x), tv(x)
+    check.close(f"logits: scratch MobileNetV2 vs torchvision, {size}x{size} (same weights)", out, ref,
+                atol=1e-4, rtol=1e-4)
+
+    print("--- 3. why the bottleneck is linear")
+    errors = relu_manifold(run, run.seed)
+    print("    relative reconstruction error by dimension: "
+          + ", ".join(f"n={n}: {e:.2f}" for n, e in zip(MANIFOLD_DIMS, errors)))
+    check.greater(f"relative error after ReLU in {MANIFOLD_DIMS[0]} dims (lost)", errors[0], 0.3)
+    check.less(f"relative error after ReLU in {MANIFOLD_DIMS[-1]} dims (kept)", errors[-1], 0.05)
+    metrics.update(pointwise_mac_share=shares["1x1 (pointwise)"] / sum(shares.values()),
+                   relu_error_2d=errors[0], relu_error_30d=errors[-1])
+    return cli.finish(run, metrics)
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    with cli.friendly_errors():
+        main(parse_args())
