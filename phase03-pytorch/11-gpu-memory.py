@@ -190,7 +190,7 @@ def oom_and_batch_search(run, dims):
                 torch.cuda.empty_cache()
 
         found = largest_batch(fits, limit=4 * bound)
-        del model, opt
+        model = opt = None                                # release before the cap is lifted
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
         torch.cuda.empty_cache()
@@ -221,7 +221,7 @@ def main(args) -> dict:
     run = cli.start(args, __file__)
     dims = DIMS_QUICK if run.quick else DIMS_FULL
     n_params = sum(d_in * d_out + d_out for d_in, d_out in zip(dims[:-1], dims[1:]))
-    print(f"\n-- rule of thumb: float32 + Adam = 4 (weights) + 4 (grads) + 8 (moments) = 16 bytes/parameter")
+    print("\n-- rule of thumb: float32 + Adam = 4 (weights) + 4 (grads) + 8 (moments) = 16 bytes/parameter")
     for name, n in [("this MLP", n_params), ("GPT-2 small", 124e6), ("a 7B model", 7e9)]:
         print(f"  {name:12s} {n / 1e6:9,.1f} M params -> {16 * n / 2 ** 30:8,.2f} GiB before any activation")
     print(f"\n-- predicted vs measured on {run.device.type}, batch {BATCH}")

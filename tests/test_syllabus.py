@@ -1,7 +1,6 @@
 """The manifest, the files on disk and both READMEs agree; every lesson header follows
 LESSON_STYLE.md (title line, Goal, Run with --quick, Expect)."""
 import re
-from pathlib import Path
 
 import pytest
 
