@@ -176,10 +176,15 @@ def library_timeout(seconds=30.0):
     socket.setdefaulttimeout(seconds)
 
 
-def announce(name, real, stand_in_for=None, detail=""):
-    """Print which data this run uses. Stand-ins say so, every time."""
+def announce(name, real, stand_in_for=None, detail="", generated=False):
+    """Print which data this run uses. Stand-ins say so, every time.
+
+    real=True: the data the lesson is about; generated=True says it was made by the lesson
+    (a toy set that is the point of the lesson, not a stand-in for a download)."""
     if real:
-        line = f"DATA: {name} (real data)"
+        kind = "generated locally; the lesson's own data, not a stand-in" if generated \
+            else "real data"
+        line = f"DATA: {name} ({kind})"
     else:
         line = f"DATA: {name} (OFFLINE STAND-IN" + (f" for {stand_in_for}" if stand_in_for else "")
         line += "; its numbers are not the real data set's)"

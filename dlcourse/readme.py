@@ -14,9 +14,9 @@ README = {"en": "README.md", "zh": "README.zh-CN.md"}
 
 WORDS = {
     "en": {"week": "Week", "weeks": "Weeks", "phase": "Phase", "milestone": "Milestone",
-           "planned": "Planned phases (lessons coming)", "weeks_of": "weeks"},
+           "planned": "Planned phases (lessons coming)", "colon": ": ", "open": " (", "close": ")"},
     "zh": {"week": "第 {} 周", "weeks": "第 {}-{} 周", "phase": "阶段", "milestone": "里程碑",
-           "planned": "后续阶段（课程编写中）", "weeks_of": "周"},
+           "planned": "后续阶段（课程编写中）", "colon": "：", "open": "（", "close": "）"},
 }
 
 
@@ -34,7 +34,7 @@ def render_plan(lang="en", done=None):
     phases = {p.number: p for p in syllabus.PHASES}
     for week, items in syllabus.weeks().items():
         numbers = sorted({lesson.phase for lesson in items})
-        heads = "; ".join(f"{w['phase']} {n}: "
+        heads = "; ".join(f"{w['phase']} {n}{w['colon']}"
                           f"{phases[n].title_zh if lang == 'zh' else phases[n].title}"
                           for n in numbers)
         lines += [f"### {_week_label(lang, week)} — {heads}", ""]
@@ -45,20 +45,21 @@ def render_plan(lang="en", done=None):
         lines.append("")
         for m in syllabus.MILESTONES:
             if m.week == week:
-                lines += [f"> **{w['milestone']} ({_week_label(lang, week)})**: "
+                lines += [f"> **{w['milestone']}{w['open']}{_week_label(lang, week)}{w['close']}**"
+                          f"{w['colon']}"
                           f"{m.text_zh if lang == 'zh' else m.text}", ""]
     planned = [p for p in syllabus.PHASES if not p.ready]
     if planned:
         lines += [f"### {w['planned']}", ""]
         for p in planned:
             title = p.title_zh if lang == "zh" else p.title
-            lines.append(f"- {w['phase']} {p.number} (`{p.folder}/`, "
-                         f"{_week_label(lang, *p.weeks)}): {title}")
+            lines.append(f"- {w['phase']} {p.number}{w['open']}`{p.folder}/`, "
+                         f"{_week_label(lang, *p.weeks)}{w['close']}{w['colon']}{title}")
         lines.append("")
         for m in syllabus.MILESTONES:
             if any(p.weeks[0] <= m.week <= p.weeks[1] for p in planned):
-                lines.append(f"> **{w['milestone']} ({_week_label(lang, m.week)})**: "
-                             f"{m.text_zh if lang == 'zh' else m.text}")
+                lines.append(f"> **{w['milestone']}{w['open']}{_week_label(lang, m.week)}"
+                             f"{w['close']}**{w['colon']}{m.text_zh if lang == 'zh' else m.text}")
                 lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -163,7 +163,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(run.seed)
     n = N_ORDERS_QUICK if run.quick else N_ORDERS_FULL
     users, orders = make_shop(rng, n)
-    data.announce("synthetic online shop generated with numpy (users + orders)", real=True,
+    data.announce("synthetic online shop generated with numpy (users + orders)", real=True, generated=True,
                   detail=f"{len(users)} users, {len(orders):,} orders")
     print(orders.head(3).to_string())
     print(f"  dtypes: {dict(orders.dtypes.astype(str))}")

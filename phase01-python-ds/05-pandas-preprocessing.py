@@ -130,7 +130,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(run.seed)
     n = N_QUICK if run.quick else N_FULL
     raw = pd.read_csv(io.StringIO(messy_csv(rng, n)))
-    data.announce("synthetic CRM export generated with numpy", real=True,
+    data.announce("synthetic CRM export generated with numpy", real=True, generated=True,
                   detail=f"{n:,} customers, read back from CSV text")
     print("1) what read_csv made of it")
     print(raw.head(4).to_string())

@@ -105,7 +105,7 @@ def main(args) -> dict:
     run = cli.start(args, __file__, use_torch=False)
     rng = np.random.default_rng(run.seed)
     n = N_QUICK if run.quick else N_FULL
-    data.announce("generated with numpy (loss curves, clusters, heights, access log)", real=True)
+    data.announce("generated with numpy (loss curves, clusters, heights, access log)", real=True, generated=True)
     # Agg renders to memory buffers only: no window, no display server, so it works over SSH,
     # in Docker and in CI. dlcourse.plot selected it before pyplot was first imported.
     print(f"  backend: {matplotlib.get_backend()}")

@@ -142,7 +142,7 @@ def main(args) -> dict:
     run = cli.start(args, __file__, use_torch=False)
     rng = np.random.default_rng(run.seed)
     df = make_houses(rng, N_QUICK if run.quick else N_FULL)
-    data.announce("synthetic houses generated with numpy", real=True,
+    data.announce("synthetic houses generated with numpy", real=True, generated=True,
                   detail=f"{len(df):,} rows, {df.shape[1]} columns")
     dpi = DPI_QUICK if run.quick else DPI_FULL
     grid_figure(run, df, dpi)

@@ -118,7 +118,7 @@ def main(args) -> dict:
     run = cli.start(args, __file__, use_torch=False)
     rng = np.random.default_rng(run.seed)
     n = N_QUICK if run.quick else N_FULL
-    data.announce(f"generated: {n:,} draws per distribution from numpy's PCG64", real=True)
+    data.announce(f"generated: {n:,} draws per distribution from numpy's PCG64", real=True, generated=True)
 
     # 1. Sample moments vs exact moments, in units of the standard error.
     samples = {}

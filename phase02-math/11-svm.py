@@ -29,7 +29,7 @@ def make_data(run):
     x, y = make_blobs(n_lin, centers=[[-1.5, -1.0], [1.5, 1.0]], cluster_std=1.2,
                       random_state=run.seed)
     xm, ym = make_moons(n_moon, noise=0.2, random_state=run.seed)
-    data.announce("generated: two overlapping Gaussian blobs + two moons", real=True,
+    data.announce("generated: two overlapping Gaussian blobs + two moons", real=True, generated=True,
                   detail=f"{n_lin} + {n_moon} points in 2-D")
     return x, 2 * y - 1, xm, ym                     # SVM labels are -1 / +1
 

@@ -117,7 +117,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(run.seed)
     repeats, gd_steps = (2, 1000) if run.quick else (20, 5000)
     floor = NOISE ** 2
-    data.announce("generated: y = sin(2 pi x) + noise, plus junk features", real=True,
+    data.announce("generated: y = sin(2 pi x) + noise, plus junk features", real=True, generated=True,
                   detail=f"noise floor MSE {floor:.2f}; {repeats} repeats per point")
 
     # 1. Learning curves for four models built to land in the four cases.

@@ -99,7 +99,7 @@ def main(args) -> dict:
     n = 600 if run.quick else 5000
     df, y = make_customers(n, rng)
     noise_cols = [c for c in df if c.startswith("noise")]
-    data.announce("generated customer-churn table", real=True,
+    data.announce("generated customer-churn table", real=True, generated=True,
                   detail=f"{n} customers, {y.mean():.0%} churned, {df.shape[1]} columns")
 
     # 1. The building blocks by hand, equal to sklearn's transformers.

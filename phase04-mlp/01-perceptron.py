@@ -96,7 +96,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(run.seed)
     n = 60 if run.quick else 200
     epochs = args.epochs or MAX_EPOCHS
-    data.announce("two generated 2-D sets: a separable cloud and XOR clusters", real=True)
+    data.announce("two generated 2-D sets: a separable cloud and XOR clusters", real=True, generated=True)
 
     # 1) Separable data: the perceptron convergence theorem (Novikoff, 1962) says that with
     #    R = max ||[x, 1]|| and a unit separator with margin gamma, the rule makes at most

@@ -267,6 +267,7 @@ def test_announce_marks_stand_ins(capsys):
     line = data.announce("Iris", real=False, stand_in_for="Titanic")
     assert "OFFLINE STAND-IN for Titanic" in line and "not the real" in line
     assert "(real data)" in data.announce("MNIST", real=True)
+    assert "generated locally" in data.announce("two moons", real=True, generated=True)
 
 
 # ---------- train ----------
