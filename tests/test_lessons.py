@@ -29,3 +29,25 @@ def test_lesson_quick(lesson, tmp_path):
     record = json.loads((tmp_path / "progress.json").read_text())
     assert record["runs"][lesson.id]["quick"]["checks"] == int(match.group(1))
     assert record["runs"][lesson.id]["full"] is None
+
+
+TIMING_WORDS = ("second", "per_s", "_ms", "_us", "images_per", "throughput")
+REPEATED = ["02.capstone", "03.09", "04.02", "05.12"]
+
+
+@pytest.mark.parametrize("lesson_id", REPEATED)
+def test_seeded_runs_repeat_their_numbers(lesson_id, tmp_path):
+    """The same seed prints the same numbers (timings aside); another seed changes them."""
+    lesson = syllabus.find(lesson_id)
+
+    def numbers(seed, name):
+        out = tmp_path / name
+        result = run_script(lesson.path, ["--quick", "--seed", str(seed), "--out", str(out)],
+                            tmp_path / name)
+        assert result.returncode == 0, result.stderr[-2000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {k: v for k, v in metrics.items() if not any(w in k for w in TIMING_WORDS)}
+
+    first, again, other = numbers(0, "a"), numbers(0, "b"), numbers(1, "c")
+    assert first == again
+    assert first != other, "the seed does not reach this lesson's randomness"
