@@ -21,7 +21,7 @@ from pathlib import Path
 from dlcourse import CourseError, check, data, progress, syllabus
 from dlcourse import seed as seeding
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = syllabus.REPO
 
 
 def positive_int(text):
@@ -93,8 +93,12 @@ def start(args, lesson_file, use_torch=True):
     seed = getattr(args, "seed", 0)
     seeding.seed_everything(seed, use_torch=use_torch)
     from dlcourse import device as devices
-    devices.validate(getattr(args, "device", None))  # a typo fails even where torch is unused
-    device = devices.pick(getattr(args, "device", None)) if use_torch else None
+    requested = getattr(args, "device", None)
+    if use_torch:
+        device = devices.pick(requested)
+    else:
+        devices.validate(requested)  # a typo fails even where torch is unused
+        device = None
     run = Run(lesson_id, title, out, quick, offline, seed, device)
     parts = [f"== {lesson_id} {title}", f"seed {seed}",
              "quick" if quick else "full", "offline" if offline else "online allowed"]

@@ -17,9 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlcourse import CourseError
+from dlcourse import CourseError, syllabus
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = syllabus.REPO  # the course folder
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def pick(requested=None):
     """Return a torch.device. `requested` is None/'auto' or a device string."""
     import torch
 
-    name = (requested or os.environ.get("DLCOURSE_DEVICE") or "auto").strip().lower()
+    name = validate(requested)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -37,17 +37,14 @@ def pick(requested=None):
             raise CourseError("device 'mps' is not available here (needs Apple silicon and a torch "
                               "build with MPS); use --device cpu")
         return torch.device("mps")
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
-    if match:
-        if not torch.cuda.is_available():
-            raise CourseError(f"device '{name}' is not available here (torch {torch.__version__} "
-                              "sees no CUDA GPU); use --device cpu")
-        index = int(match.group(1) or 0)
-        if index >= torch.cuda.device_count():
-            raise CourseError(f"device '{name}' does not exist: this machine has "
-                              f"{torch.cuda.device_count()} CUDA device(s)")
-        return torch.device(name)
-    raise CourseError(f"unknown device '{name}': choose {CHOICES}")
+    index = int(name.partition(":")[2] or 0)  # validate() left only 'cuda' or 'cuda:N'
+    if not torch.cuda.is_available():
+        raise CourseError(f"device '{name}' is not available here (torch {torch.__version__} "
+                          "sees no CUDA GPU); use --device cpu")
+    if index >= torch.cuda.device_count():
+        raise CourseError(f"device '{name}' does not exist: this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(name)
 
 
 def describe(device):

@@ -11,7 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from dlcourse import syllabus
+
+REPO = syllabus.REPO  # the course folder
 
 
 def path():
