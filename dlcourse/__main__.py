@@ -9,15 +9,19 @@
 """
 import argparse
 import importlib
+import os
 import platform
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from dlcourse import CourseError, data, progress, readme, syllabus
 
 REPO = syllabus.REPO
-STATUS_MARK = {"done": "[x]", "tried": "[~]", "todo": "[ ]"}
+STATUS_MARK = {"done": "[x]", "stand-in": "[s]", "tried": "[~]", "todo": "[ ]"}
+LEGEND = ("[x] done (a full run passed its checks)  [s] done on offline stand-in data, not the "
+          "real data set\n[~] tried with --quick only  [ ] to do")
 
 
 def cmd_list(args):
@@ -32,7 +36,7 @@ def cmd_list(args):
         for lesson in phase.lessons:
             mark = STATUS_MARK[progress.status(lesson.id, record)]
             print(f"   {mark} {lesson.id:13s} {lesson.title}")
-    print("\n[x] done (a full run passed its checks)  [~] tried with --quick only  [ ] to do")
+    print("\n" + LEGEND)
     return 0
 
 
@@ -44,7 +48,17 @@ def cmd_run(args):
     if not path.exists():
         raise CourseError(f"lesson {lesson.id} is planned but not written yet ({lesson.path})")
     print(f"running {lesson.path} {' '.join(args.rest)}".rstrip(), flush=True)
-    return subprocess.call([sys.executable, str(path), *args.rest], cwd=REPO)
+    child = subprocess.Popen([sys.executable, str(path), *args.rest], cwd=REPO)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the lesson too: let it save and exit (130)
+        try:
+            child.wait(timeout=30)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            child.kill()
+            child.wait()
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 def progress_rows(record):
@@ -62,22 +76,39 @@ def progress_rows(record):
     return rows
 
 
+MILESTONE_MARK = {"reached": "[x]", "stand-in": "[s]", "open": "[ ]", "planned": "( )"}
+
+
 def cmd_progress(args):
     record = progress.load()
     print(f"{'week':>4}  {'phase':>5}  {'lessons':>7}  {'capstone':8}  status")
     for week, phases, done, total, cap, status in progress_rows(record):
         print(f"{week:>4}  {','.join(map(str, phases)):>5}  {done:>3}/{total:<3}  {cap:8}  {status}")
-    finished_weeks = [r[0] for r in progress_rows(record) if r[5] == "complete"]
+    stand_in = [i for i in syllabus.lessons() if progress.status(i.id, record) == "stand-in"]
+    if stand_in:
+        print(f"done on offline stand-in data only (run them on the real data to count): "
+              f"{', '.join(i.id for i in stand_in)}")
     for m in syllabus.MILESTONES:
-        reached = all(w in finished_weeks for w, *_ in progress_rows(record) if w <= m.week) \
-            and any(w >= m.week for w in finished_weeks)
-        print(f"{'[x]' if reached else '[ ]'} milestone, week {m.week}: {m.text}")
+        state = progress.milestone_status(m, record)
+        note = {"stand-in": " (reached on stand-in data)", "planned": " (phase not written yet)",
+                "open": "", "reached": ""}[state]
+        print(f"{MILESTONE_MARK[state]} milestone, end of phase {m.phase} (week {m.week}): "
+              f"{m.text}{note}\n      verified by: " + ", ".join(
+                  f"{i} {STATUS_MARK[progress.status(i, record)]}" if syllabus.find(i)
+                  else f"{i} (planned)" for i in m.verified_by))
     print(f"record: {progress.path()}")
     if args.markdown:
         lang = "zh" if args.lang == "zh" else "en"
         text = ("# My progress\n\n" if lang == "en" else "# 我的学习进度\n\n") + readme.render_plan(
             lang, done=lambda lesson: progress.status(lesson.id, record) == "done")
-        progress.atomic_write_text(args.markdown, text)
+        target = Path(args.markdown).expanduser()
+        if target.is_dir():
+            raise CourseError(f"--markdown {args.markdown} is a folder: give a file name, "
+                              f"e.g. {target / 'PROGRESS.md'}")
+        try:
+            progress.atomic_write_text(target, text)
+        except OSError as err:
+            raise CourseError(f"cannot write {args.markdown}: {err.strerror or err}") from None
         print(f"wrote {args.markdown}")
     return 0
 
@@ -85,9 +116,12 @@ def cmd_progress(args):
 def cmd_doctor(args):
     failures = 0
 
+    warnings = 0
+
     def line(level, text):
-        nonlocal failures
+        nonlocal failures, warnings
         failures += level == "FAIL"
+        warnings += level == "WARN"
         print(f"[{level}] {text}")
 
     line("OK" if sys.version_info >= (3, 10) else "FAIL",
@@ -138,7 +172,15 @@ def cmd_doctor(args):
         ok = answers[host]
         line("OK" if ok else "WARN", f"network: {host} {'reachable' if ok else 'NOT reachable'}"
              + ("" if ok else " (lessons fall back to offline data)"))
-    print("doctor: " + ("all good" if not failures else f"{failures} problem(s) above"))
+    if failures:
+        verdict = f"{failures} problem(s) to fix" + (f" and {warnings} warning(s)" if warnings
+                                                     else "") + " above"
+    elif warnings:
+        verdict = (f"ready to run lessons, with {warnings} warning(s) above (what they limit "
+                   "is said on each line)")
+    else:
+        verdict = "all good"
+    print("doctor: " + verdict)
     return 1 if failures else 0
 
 
@@ -212,6 +254,13 @@ def main(argv=None):
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `dlcourse list | head -1`: the reader left; that is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-PASSED = []  # names of checks that passed in this process, in order
+PASSED = []  # names of checks of the lesson's own code that passed, in order
+DEMOS = []   # library-against-library demonstrations (demo=True): shown, never counted
 
 
 class CheckFailed(AssertionError):
@@ -29,31 +30,42 @@ def _as_numpy(x):
     return np.asarray(x)
 
 
-def _ok(name, line):
-    PASSED.append(name)
-    print(f"[check] {name}: {line}  OK", flush=True)
+def _ok(name, line, demo=False):
+    (DEMOS if demo else PASSED).append(name)
+    print(f"[{'demo' if demo else 'check'}] {name}: {line}  OK", flush=True)
 
 
-def _fail(name, line):
-    print(f"[check] {name}: {line}  FAILED", flush=True)
-    raise CheckFailed(f"check '{name}' failed: {line}")
+def _fail(name, line, demo=False):
+    print(f"[{'demo' if demo else 'check'}] {name}: {line}  FAILED", flush=True)
+    raise CheckFailed(f"{'demonstration' if demo else 'check'} '{name}' failed: {line}")
 
 
-def close(name, actual, expected, atol=1e-6, rtol=0.0):
+def shorten(text, limit=120):
+    """Cut `text` to at most `limit` characters at a word boundary, marking the cut."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 4].rsplit(" ", 1)[0] if " " in text[:limit - 4] else text[:limit - 4]
+    return cut + " ..."
+
+
+def close(name, actual, expected, atol=1e-6, rtol=0.0, demo=False):
     """Assert two arrays/tensors/numbers agree elementwise: |a - e| <= atol + rtol*|e|.
 
     Prints the largest absolute difference. Shapes must match exactly.
+    demo=True (every check takes it): a library-against-library identity shown to the
+    learner; it still fails loudly, but is not counted among the lesson's own checks.
     """
     a = _as_numpy(actual).astype(float)
     e = _as_numpy(expected).astype(float)
     if a.shape != e.shape:
-        _fail(name, f"shape {a.shape} != expected {e.shape}")
+        _fail(name, f"shape {a.shape} != expected {e.shape}", demo)
     if a.size == 0:
-        _fail(name, "nothing to compare (empty arrays)")
+        _fail(name, "nothing to compare (empty arrays)", demo)
     if (np.isnan(a) != np.isnan(e)).any():
-        _fail(name, "NaN in different places")
+        _fail(name, "NaN in different places", demo)
     if ((np.isinf(a) | np.isinf(e)) & (a != e) & ~np.isnan(e)).any():
-        _fail(name, "infinite values differ")
+        _fail(name, "infinite values differ", demo)
     finite = np.isfinite(e)  # NaNs and matching infinities are equal by the checks above
     diff = np.abs(a[finite] - e[finite])
     max_diff = float(diff.max()) if diff.size else 0.0
@@ -62,12 +74,12 @@ def close(name, actual, expected, atol=1e-6, rtol=0.0):
     tol = f"{atol:g}" + (f" + {rtol:g}*|ref|" if rtol else "")
     line = f"max |diff| {max_diff:.3g} <= {tol}"
     if worst > 0:
-        _fail(name, line.replace("<=", ">"))
-    _ok(name, line)
+        _fail(name, line.replace("<=", ">"), demo)
+    _ok(name, line, demo)
     return max_diff
 
 
-def equal(name, actual, expected):
+def equal(name, actual, expected, demo=False):
     """Assert exact equality (labels, shapes, counts, strings...). Prints both."""
     if hasattr(actual, "shape") or hasattr(expected, "shape"):
         same = np.array_equal(_as_numpy(actual), _as_numpy(expected))
@@ -76,51 +88,54 @@ def equal(name, actual, expected):
         same = actual == expected
         shown = f"{actual!r}" if same else f"{actual!r} != {expected!r}"
     if not same:
-        _fail(name, shown)
-    _ok(name, f"{shown} equal" if hasattr(actual, "shape") else f"{shown}")
+        _fail(name, shown, demo)
+    _ok(name, f"{shown} equal" if hasattr(actual, "shape") else f"{shown}", demo)
 
 
-def greater(name, value, bound, strict=True):
+def greater(name, value, bound, strict=True, demo=False):
     """Assert value > bound (or >= with strict=False), e.g. accuracy beats a baseline."""
     value, bound = float(value), float(bound)
     holds = value > bound if strict else value >= bound
     op = ">" if strict else ">="
     line = f"{value:.4g} {op} {bound:.4g}"
     if not holds or math.isnan(value):
-        _fail(name, f"{value:.4g} not {op} {bound:.4g}")
-    _ok(name, line)
+        _fail(name, f"{value:.4g} not {op} {bound:.4g}", demo)
+    _ok(name, line, demo)
 
 
-def less(name, value, bound, strict=True):
+def less(name, value, bound, strict=True, demo=False):
     """Assert value < bound (or <= with strict=False), e.g. loss fell below its start."""
     value, bound = float(value), float(bound)
     holds = value < bound if strict else value <= bound
     op = "<" if strict else "<="
     if not holds or math.isnan(value):
-        _fail(name, f"{value:.4g} not {op} {bound:.4g}")
-    _ok(name, f"{value:.4g} {op} {bound:.4g}")
+        _fail(name, f"{value:.4g} not {op} {bound:.4g}", demo)
+    _ok(name, f"{value:.4g} {op} {bound:.4g}", demo)
 
 
-def true(name, condition, detail=""):
+def true(name, condition, detail="", demo=False):
     """Assert a property holds; `detail` says what was looked at."""
     if not bool(condition):
-        _fail(name, detail or "condition is false")
-    _ok(name, detail or "holds")
+        _fail(name, detail or "condition is false", demo)
+    _ok(name, detail or "holds", demo)
 
 
-def raises(name, exc_type, fn, *args, **kwargs):
+def raises(name, exc_type, fn, *args, demo=False, **kwargs):
     """Assert fn(*args) raises exc_type; prints the error's first line (a planted bug)."""
     try:
         fn(*args, **kwargs)
     except exc_type as err:  # noqa: PERF203 - the point is to catch it
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        _ok(name, f"raised {type(err).__name__}: {first[:120]}")
+        _ok(name, f"raised {type(err).__name__}: {shorten(first)}", demo)
         return err
     except Exception as err:  # a different error is a failed check, not a crash
-        _fail(name, f"raised {type(err).__name__}, expected {exc_type.__name__}")
-    _fail(name, f"did not raise {exc_type.__name__}")
+        _fail(name, f"raised {type(err).__name__}, expected {exc_type.__name__}", demo)
+    _fail(name, f"did not raise {exc_type.__name__}", demo)
 
 
 def summary():
-    """The line the tests look for: 'checks: N passed'."""
-    return f"checks: {len(PASSED)} passed"
+    """The line the tests look for: 'checks: N passed' (demonstrations listed apart)."""
+    line = f"checks: {len(PASSED)} passed"
+    if DEMOS:
+        line += f" ({len(DEMOS)} library demonstration{'s' * (len(DEMOS) != 1)} not counted)"
+    return line

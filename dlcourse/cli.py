@@ -2,7 +2,8 @@
 
 Every lesson does the same three things:
 
-    args = cli.parser(__doc__).parse_args()     # --quick --device --seed --epochs --out --offline
+    args = cli.parser(__doc__, epochs=(60, 20)).parse_args()   # --quick --device --seed
+                                                # --out --offline, and --epochs 60 (20 quick)
     run = cli.start(args, __file__)             # seeds, picks the device, makes the output folder
     ...teach, check, plot...
     return cli.finish(run, metrics)             # prints the check count, saves metrics, records progress
@@ -13,6 +14,7 @@ and runs its main under `with cli.friendly_errors():` so that a learner's mistak
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,18 +45,45 @@ def writable_dir(text):
     return path
 
 
-def parser(doc=None, epochs=None):
-    """The argument parser with the course's common flags; a lesson may add its own."""
-    description = (doc or "").strip().splitlines()[0] if doc else None
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the lesson's docstring as written and shows every flag's default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return text + " (default %(default)s)"
+
+
+def _count_flag(p, flag, value, what):
+    """--epochs / --steps: value is the full-run default, or (full, quick)."""
+    full, quick = value if isinstance(value, tuple) else (value, value)
+    p.add_argument(f"--{flag}", type=positive_int, default=None, metavar="N",
+                   help=f"{what} (default {full}" + (f"; {quick} with --quick)" if quick != full
+                                                      else ")"))
+    p.set_defaults(**{f"_{flag}_defaults": (full, quick)})
+
+
+def parser(doc=None, epochs=None, steps=None):
+    """The argument parser with the course's common flags; a lesson may add its own.
+
+    Only flags a lesson honours exist: pass `epochs=` if it trains for a number of epochs,
+    `steps=` if it counts optimiser steps, each as the full default or (full, quick).
+    `cli.start` puts the value to use in `run.epochs` / `run.steps`; the lesson reports
+    the count it really ran in its metrics ('epochs' / 'steps'), which the tests compare.
+    argparse rejects any other flag with a one-line message and exit 2.
+    """
+    description = (doc or "").strip() or None
+    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="tiny, offline, seconds: what the tests run")
     p.add_argument("--device", default=None,
-                   help="auto (default), cpu, cuda, cuda:N or mps; also DLCOURSE_DEVICE")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--epochs", type=positive_int, default=epochs,
-                   help="training epochs" + (f" (default {epochs})" if epochs else ""))
+                   help="auto (default), cpu, cuda, cuda:N, mps or npu; also DLCOURSE_DEVICE")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    if epochs is not None:
+        _count_flag(p, "epochs", epochs, "training epochs")
+    if steps is not None:
+        _count_flag(p, "steps", steps, "optimiser steps")
     p.add_argument("--out", type=writable_dir, default=None,
                    help="output folder (default outputs/<phase>/<lesson>/)")
     p.add_argument("--offline", action="store_true",
@@ -72,6 +101,8 @@ class Run:
     offline: bool         # True: use only bundled or generated data
     seed: int
     device: object = None  # torch.device, or None for lessons that do not use torch
+    epochs: int = None     # --epochs, else the lesson's default for this mode (if it offers it)
+    steps: int = None      # --steps, likewise
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -99,7 +130,13 @@ def start(args, lesson_file, use_torch=True):
     else:
         devices.validate(requested)  # a typo fails even where torch is unused
         device = None
-    run = Run(lesson_id, title, out, quick, offline, seed, device)
+    counts = {}
+    for flag in ("epochs", "steps"):
+        defaults = getattr(args, f"_{flag}_defaults", None)
+        given = getattr(args, flag, None)
+        counts[flag] = given if given is not None else (
+            defaults[1 if quick else 0] if defaults else None)
+    run = Run(lesson_id, title, out, quick, offline, seed, device, **counts)
     parts = [f"== {lesson_id} {title}", f"seed {seed}",
              "quick" if quick else "full", "offline" if offline else "online allowed"]
     if device is not None:
@@ -107,6 +144,19 @@ def start(args, lesson_file, use_torch=True):
     print(" | ".join(parts), flush=True)
     print(f"outputs: {out}", flush=True)
     return run
+
+
+def process_seconds():
+    """Wall seconds since this Python process started, imports included; None where the
+    system does not say (the Linux /proc file; elsewhere cli.finish reports lesson time)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def finish(run, metrics=None):
@@ -118,13 +168,21 @@ def finish(run, metrics=None):
     print(check.summary(), flush=True)
     if not check.PASSED:
         raise CourseError("this lesson ran no self-check, so it cannot be marked done")
+    stand_in_for = data.stand_ins()
+    if stand_in_for:
+        metrics["stand_in_for"] = ", ".join(stand_in_for)
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
     print("metrics:", json.dumps(shown), flush=True)
     progress.atomic_write_text(run.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if syllabus.find(run.lesson_id):
         progress.record(run.lesson_id, quick=run.quick, checks=len(check.PASSED),
-                        seconds=elapsed, metrics=metrics)
-    print(f"done in {elapsed:.1f} s", flush=True)
+                        seconds=elapsed, metrics=metrics, stand_in_for=stand_in_for)
+        if stand_in_for and not run.quick:
+            print(f"progress: recorded as done on stand-in data (not {', '.join(stand_in_for)}); "
+                  "a run on the real data set marks it done")
+    total = process_seconds()
+    print(f"done in {elapsed:.1f} s" + (f" ({total:.1f} s with Python start-up and imports)"
+                                        if total is not None else ""), flush=True)
     return metrics
 
 

@@ -14,9 +14,11 @@ README = {"en": "README.md", "zh": "README.zh-CN.md"}
 
 WORDS = {
     "en": {"week": "Week", "weeks": "Weeks", "phase": "Phase", "milestone": "Milestone",
-           "planned": "Planned phases (lessons coming)", "colon": ": ", "open": " (", "close": ")"},
+           "planned": "Planned phases (lessons coming)", "colon": ": ", "open": " (", "close": ")",
+           "verified": "verified by"},
     "zh": {"week": "第 {} 周", "weeks": "第 {}-{} 周", "phase": "阶段", "milestone": "里程碑",
-           "planned": "后续阶段（课程编写中）", "colon": "：", "open": "（", "close": "）"},
+           "planned": "后续阶段（课程编写中）", "colon": "：", "open": "（", "close": "）",
+           "verified": "完成以下内容即达成"},
 }
 
 
@@ -25,6 +27,16 @@ def _week_label(lang, first, last=None):
     if lang == "zh":
         return w["week"].format(first) if last in (None, first) else w["weeks"].format(first, last)
     return f"{w['week']} {first}" if last in (None, first) else f"{w['weeks']} {first}-{last}"
+
+
+def _milestone(lang, m):
+    """One milestone as a quote line: when, what, and the runs that verify it."""
+    w = WORDS[lang]
+    sep = "，" if lang == "zh" else ", "
+    return (f"> **{w['milestone']}{w['open']}{w['phase']} {m.phase}{sep}"
+            f"{_week_label(lang, m.week)}{w['close']}**{w['colon']}"
+            f"{m.text_zh if lang == 'zh' else m.text}"
+            f"{w['open']}{w['verified']} {', '.join(f'`{i}`' for i in m.verified_by)}{w['close']}")
 
 
 def render_plan(lang="en", done=None):
@@ -45,9 +57,7 @@ def render_plan(lang="en", done=None):
         lines.append("")
         for m in syllabus.MILESTONES:
             if m.week == week:
-                lines += [f"> **{w['milestone']}{w['open']}{_week_label(lang, week)}{w['close']}**"
-                          f"{w['colon']}"
-                          f"{m.text_zh if lang == 'zh' else m.text}", ""]
+                lines += [_milestone(lang, m), ""]
     planned = [p for p in syllabus.PHASES if not p.ready]
     if planned:
         lines += [f"### {w['planned']}", ""]
@@ -58,9 +68,7 @@ def render_plan(lang="en", done=None):
         lines.append("")
         for m in syllabus.MILESTONES:
             if any(p.weeks[0] <= m.week <= p.weeks[1] for p in planned):
-                lines.append(f"> **{w['milestone']}{w['open']}{_week_label(lang, m.week)}"
-                             f"{w['close']}**{w['colon']}{m.text_zh if lang == 'zh' else m.text}")
-                lines.append("")
+                lines += [_milestone(lang, m), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -52,9 +52,17 @@ class Phase:
 
 @dataclass(frozen=True)
 class Milestone:
-    week: int
+    """What the learner can do at the end of a phase, and the runs that show it: the
+    milestone is reached when every lesson and capstone in `verified_by` is done."""
+    phase: int
     text: str
     text_zh: str
+    verified_by: tuple   # lesson ids; ids of planned phases are shown, not yet checkable
+
+    @property
+    def week(self):
+        """The last week of its phase."""
+        return next(p.weeks[1] for p in PHASES if p.number == self.phase)
 
 
 def _phase(number, folder, title, title_zh, weeks, ready, lessons=(), capstones=()):
@@ -178,15 +186,26 @@ PHASES = [
 ]
 
 MILESTONES = [
-    Milestone(1, "You can load, clean, summarise and plot a data set with NumPy, Pandas "
-              "and Matplotlib.", "能用 NumPy、Pandas、Matplotlib 加载、清洗、汇总并可视化数据。"),
-    Milestone(5, "NumPy/Pandas fluent, gradient descent and backprop understood, a PyTorch "
-              "model built alone, MNIST done.",
-              "熟练使用 NumPy/Pandas，理解梯度下降与反向传播，能独立搭建 PyTorch 模型，完成 MNIST。"),
-    Milestone(12, "You can implement and explain attention, a Transformer and GPT from scratch.",
-              "能从零实现并讲清注意力机制、Transformer 与 GPT。"),
-    Milestone(24, "You can pre-train, fine-tune (LoRA), quantise and serve a small language model.",
-              "能预训练、微调（LoRA）、量化并部署一个小型语言模型。"),
+    Milestone(3, "NumPy/Pandas fluent, gradient descent and backprop understood, a PyTorch model "
+              "built alone, MNIST done.",
+              "熟练使用 NumPy/Pandas，理解梯度下降与反向传播，能独立搭建 PyTorch 模型，完成 MNIST。",
+              ("01.capstone", "02.05", "02.capstone", "03.09", "03.capstone")),
+    Milestone(6, "Classic CNN architectures implemented, RNN/LSTM sequence modelling, CIFAR-10 "
+              "done, text generation done.",
+              "实现经典 CNN 架构，掌握 RNN/LSTM 序列建模，完成 CIFAR-10 与文本生成。",
+              ("05.04", "05.06", "05.07", "05.capstone", "06.04", "06.07", "06.capstone1")),
+    Milestone(8, "Transformer understood in depth, BERT/GPT fine-tuned, GAN/VAE/diffusion "
+              "principles, translation done.",
+              "深入理解 Transformer，完成 BERT/GPT 微调，掌握 GAN/VAE/扩散模型原理，完成机器翻译。",
+              ("07.06", "07.09", "07.capstone1", "07.capstone2", "08.03", "08.05", "08.07")),
+    Milestone(11, "Industrial training techniques, detection and segmentation, NLP tasks with "
+              "pretrained models, detection and sentiment projects done.",
+              "掌握工业级训练技巧、目标检测与分割、基于预训练模型的 NLP 任务，完成检测与情感分析项目。",
+              ("09.05", "09.08", "09.capstone", "10.05", "10.capstone", "11.07", "11.capstone")),
+    Milestone(12, "The LLM training pipeline, parameter-efficient fine-tuning, designing a "
+              "deep-learning system alone, the LLM fine-tuning project done.",
+              "掌握大模型训练流程与参数高效微调，能独立设计深度学习系统，完成大模型微调项目。",
+              ("11.08", "12.04", "12.05", "12.08", "12.14", "12.capstone")),
 ]
 
 

@@ -11,7 +11,9 @@ it sets the sampler's epoch, averages metrics over processes and saves from rank
 benchmarks/fit_overhead.py measures its cost against a bare loop.
 """
 import os
+import pickle
 import time
+import zipfile
 from pathlib import Path
 
 import torch
@@ -136,7 +138,12 @@ def fit(model, train_loader, loss_fn, optimizer, *, device, epochs, val_loader=N
             x, y = _to(x, device), _to(y, device)
             with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
                 loss = loss_fn(model(x), y)
-            scaler.scale(loss / accum_steps).backward()
+            # average over the batches of this accumulation group; the last group of an
+            # epoch may be shorter (7 batches, accum 3: groups of 3, 3 and 1), and dividing
+            # it by accum_steps would under-weight it
+            group_start = (i - 1) // accum_steps * accum_steps + 1
+            group_size = min(accum_steps, n_batches - group_start + 1)
+            scaler.scale(loss / group_size).backward()
             if i % accum_steps == 0 or i == n_batches:
                 if clip_grad_norm is not None:
                     scaler.unscale_(optimizer)  # clip the true gradients, not scaled ones
@@ -221,17 +228,26 @@ def save_checkpoint(path, state):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """Load with weights_only=True (no arbitrary code from the file); a missing or
-    corrupt file is a one-line CourseError."""
+    """Load with weights_only=True (no arbitrary code from the file); a missing, damaged or
+    unsafe file is a one-line CourseError that says which."""
     path = Path(path)
+    if path.is_dir():
+        raise CourseError(f"checkpoint '{path}' is a folder, not a file: give the .pt file in it")
     if not path.is_file():
         raise CourseError(f"checkpoint '{path}' not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types here (IndexError, UnpicklingError...)
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CourseError(f"checkpoint '{path}' is corrupt or not a checkpoint: "
-                          f"{first[:160]}") from None
+        size = path.stat().st_size
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+            raise CourseError(f"checkpoint '{path}' is not a file written by torch.save, or it "
+                              f"was cut short ({size:,} bytes)") from None
+        if isinstance(err, pickle.UnpicklingError) and "weights_only" in str(err):
+            raise CourseError(f"checkpoint '{path}' holds Python objects, not only tensors and "
+                              "plain containers, so weights_only=True refuses to load it (it "
+                              "could run code); save state_dict()s instead") from None
+        raise CourseError(f"checkpoint '{path}' is damaged ({size:,} bytes): "
+                          f"{type(err).__name__}") from None
 
 
 def restore_model(model, state_dict):

@@ -3,6 +3,8 @@ including the failure paths a learner will hit."""
 import hashlib
 import http.server
 import json
+import os
+import stat
 import threading
 import time
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlcourse import CourseError, check, cli, data, device, progress, seed, train
+from dlcourse import CourseError, check, cli, data, device, progress, seed, syllabus, train
 
 
 # ---------- device ----------
@@ -29,6 +31,17 @@ def test_unknown_device_is_a_course_error(name, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_npu_is_accepted_and_needs_torch_npu():
+    assert device.validate("npu") == "npu" and device.validate("npu:1") == "npu:1"
+    try:
+        import torch_npu  # noqa: F401
+        pytest.skip("torch_npu is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(CourseError, match="needs torch_npu"):
+        device.pick("npu")
+
+
 def test_unavailable_cuda_is_a_course_error():
     with pytest.raises(CourseError, match="not available"):
         device.pick("cuda")
@@ -117,6 +130,53 @@ def test_parser_rejects_bad_numbers(argv):
     assert exc.value.code == 2
 
 
+def test_parser_offers_only_the_count_flags_a_lesson_honours(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.parser().parse_args(["--epochs", "3"])
+    assert exc.value.code == 2 and "unrecognized arguments: --epochs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parser(epochs=(60, 20)).parse_args(["--steps", "3"])
+    cli.parser(steps=100).parse_args(["--steps", "3"])
+
+
+@pytest.mark.parametrize("argv, expected", [([], 60), (["--quick"], 20), (["--epochs", "7"], 7),
+                                            (["--quick", "--epochs", "7"], 7)])
+def test_start_resolves_the_epochs_to_run(argv, expected, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_PROGRESS", str(tmp_path / "p.json"))
+    args = cli.parser(epochs=(60, 20)).parse_args(argv + ["--out", str(tmp_path)])
+    run = cli.start(args, "lesson.py", use_torch=False)
+    assert run.epochs == expected and run.steps is None
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.parser("Title\n\nGoal: x", epochs=(60, 20), steps=500).parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "(default 60; 20 with --quick)" in out and "(default 500)" in out
+    assert "random seed (default 0)" in out and "Goal: x" in out
+
+
+def test_check_demonstrations_are_shown_but_not_counted(monkeypatch, capsys):
+    monkeypatch.setattr(check, "PASSED", [])
+    monkeypatch.setattr(check, "DEMOS", [])
+    check.close("torch AdamW(wd=0) vs torch Adam", 1.0, 1.0, demo=True)
+    check.close("my Adam vs torch Adam", 1.0, 1.0)
+    out = capsys.readouterr().out
+    assert "[demo] torch AdamW" in out and "[check] my Adam" in out
+    assert check.PASSED == ["my Adam vs torch Adam"]
+    assert check.summary() == "checks: 1 passed (1 library demonstration not counted)"
+    with pytest.raises(check.CheckFailed, match="demonstration"):
+        check.equal("a library identity that broke", 1, 2, demo=True)
+
+
+def test_long_messages_are_cut_at_a_word_boundary():
+    text = "weights_only load failed because the file contains a global that is not allowed " * 3
+    short = check.shorten(text, 60)
+    assert len(short) <= 60 and short.endswith(" ...")
+    assert text.startswith(short[:-4]) and not short[:-4].endswith(" ")
+    assert check.shorten("short", 60) == "short"
+
+
 def test_parser_rejects_an_output_path_that_is_a_file(tmp_path):
     f = tmp_path / "file.txt"
     f.write_text("x")
@@ -171,6 +231,66 @@ def test_corrupt_progress_file_is_kept_aside(tmp_path, monkeypatch, capsys):
     assert "could not be read" in capsys.readouterr().out
     progress.record("01.02", quick=False, checks=1, seconds=1.0)
     assert progress.status("01.02") == "done"
+
+
+@pytest.mark.parametrize("content", ['{"runs": {"01.01": "bad"}}', '{"runs": []}', '[1, 2]',
+                                     '{"runs": {"01.01": {"full": 3}}}'])
+def test_progress_of_the_wrong_shape_is_kept_aside(content, tmp_path, monkeypatch, capsys):
+    p = tmp_path / "p.json"
+    monkeypatch.setenv("DLCOURSE_PROGRESS", str(p))
+    p.write_text(content)
+    assert progress.load() == {"runs": {}}
+    assert "not a progress record" in capsys.readouterr().out
+    kept = list(tmp_path.glob("p.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text() == content
+    assert progress.status("01.01") == "todo"
+
+
+def test_kept_aside_copies_never_overwrite_each_other(tmp_path, monkeypatch):
+    p = tmp_path / "p.json"
+    monkeypatch.setenv("DLCOURSE_PROGRESS", str(p))
+    monkeypatch.setattr(progress.time, "strftime", lambda fmt, *a: "20260101-120000")
+    for i in range(3):  # three bad files within the same second
+        p.write_text(f"broken {i}")
+        progress.load()
+    kept = sorted(f.read_text() for f in tmp_path.glob("p.json.corrupt-*"))
+    assert kept == ["broken 0", "broken 1", "broken 2"]
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = progress.atomic_write_text(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_stand_in_runs_are_kept_apart_from_real_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_PROGRESS", str(tmp_path / "p.json"))
+    progress.record("03.capstone", quick=False, checks=3, seconds=1.0, stand_in_for=["MNIST"])
+    assert progress.status("03.capstone") == "stand-in"
+    progress.record("03.capstone", quick=False, checks=3, seconds=1.0)
+    assert progress.status("03.capstone") == "done"
+    progress.record("03.capstone", quick=False, checks=3, seconds=1.0, stand_in_for=["MNIST"])
+    assert progress.status("03.capstone") == "done"  # a later stand-in run never undoes it
+
+
+def test_milestones_need_every_verifying_run_on_real_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_PROGRESS", str(tmp_path / "p.json"))
+    first, later = syllabus.MILESTONES[0], syllabus.MILESTONES[-1]
+    assert first.phase == 3 and "03.capstone" in first.verified_by
+    assert progress.milestone_status(later) == "planned"
+    assert progress.milestone_status(first) == "open"
+    for lesson_id in first.verified_by[:-1]:
+        progress.record(lesson_id, quick=False, checks=1, seconds=1.0)
+    progress.record(first.verified_by[-1], quick=True, checks=1, seconds=1.0)
+    assert progress.milestone_status(first) == "open"     # the last one only tried
+    progress.record(first.verified_by[-1], quick=False, checks=1, seconds=1.0,
+                    stand_in_for=["MNIST"])
+    assert progress.milestone_status(first) == "stand-in"
+    progress.record(first.verified_by[-1], quick=False, checks=1, seconds=1.0)
+    assert progress.milestone_status(first) == "reached"
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
@@ -263,11 +383,18 @@ def test_library_downloads_return_none_offline(monkeypatch, tmp_path):
     assert data.torchvision_dataset("cifar10", train=False) is None
 
 
-def test_announce_marks_stand_ins(capsys):
-    line = data.announce("Iris", real=False, stand_in_for="Titanic")
-    assert "OFFLINE STAND-IN for Titanic" in line and "not the real" in line
-    assert "(real data)" in data.announce("MNIST", real=True)
-    assert "generated locally" in data.announce("two moons", real=True, generated=True)
+def test_announce_names_the_kind_of_data(capsys, monkeypatch):
+    monkeypatch.setattr(data, "ANNOUNCED", [])
+    assert "(real data set, downloaded)" in data.announce("MNIST", kind="downloaded")
+    assert "shipped inside an installed package" in data.announce("iris", kind="bundled")
+    line = data.announce("two moons", kind="generated")
+    assert line == "DATA: two moons (generated by the code, not a real data set)"
+    assert data.stand_ins() == []
+    line = data.announce("Iris", kind="bundled", stand_in_for="Titanic")
+    assert "OFFLINE STAND-IN for Titanic" in line and "not Titanic's" in line
+    assert data.stand_ins() == ["Titanic"]
+    with pytest.raises(ValueError, match="data kind"):
+        data.announce("x", kind="real")
 
 
 # ---------- train ----------
@@ -332,6 +459,50 @@ def test_gradient_accumulation_equals_the_large_batch():
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("n, accum", [(7, 3), (5, 2), (6, 3)])
+def test_accumulation_weights_a_short_last_group_fully(n, accum):
+    """7 batches with accum 3 make groups of 3, 3 and 1: each group's step must use the mean
+    gradient of its own batches, so the lone last batch is not divided by 3."""
+    cpu = torch.device("cpu")
+    seed.seed_everything(0)
+    x, y = torch.randn(n * 4, 5), torch.randint(0, 2, (n * 4,))
+    base = torch.nn.Linear(5, 2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    model = torch.nn.Linear(5, 2)
+    model.load_state_dict(base.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    train.fit(model, loader, torch.nn.functional.cross_entropy, opt, device=cpu, epochs=1,
+              accum_steps=accum, progress=False, log=lambda *_: None)
+    ref = torch.nn.Linear(5, 2)
+    ref.load_state_dict(base.state_dict())
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    batches = list(loader)
+    for start in range(0, n, accum):
+        group = batches[start:start + accum]
+        ref_opt.zero_grad()
+        gx, gy = torch.cat([b[0] for b in group]), torch.cat([b[1] for b in group])
+        torch.nn.functional.cross_entropy(ref(gx), gy).backward()  # the group as one batch
+        ref_opt.step()
+    torch.testing.assert_close(model.weight, ref.weight, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.bias, ref.bias, rtol=0, atol=1e-6)
+
+
+def test_fit_with_bf16_autocast_on_the_cpu():
+    """Mixed precision is tested here too, not only on a GPU: bf16 autocast on the CPU."""
+    cpu = torch.device("cpu")
+    assert train.amp_dtype(cpu) == torch.bfloat16
+    model, tl, vl = toy_problem()
+    seen = []
+    model[0].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    hist = train.fit(model, tl, torch.nn.functional.cross_entropy, opt, device=cpu, epochs=4,
+                     val_loader=vl, metrics={"acc": train.accuracy}, amp=True,
+                     clip_grad_norm=1.0, progress=False, log=lambda *_: None)
+    assert set(seen) == {torch.bfloat16}            # the Linear really ran in bf16
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay fp32
+    assert hist["train_loss"][-1] < hist["train_loss"][0] and hist["val_acc"][-1] > 0.85
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path):
     cpu = torch.device("cpu")
     loss = torch.nn.functional.cross_entropy
@@ -373,15 +544,18 @@ def test_early_stopping_stops():
 def test_bad_checkpoints_are_one_line_course_errors(tmp_path):
     with pytest.raises(CourseError, match="not found"):
         train.load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CourseError, match="is a folder, not a file"):
+        train.load_checkpoint(tmp_path)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CourseError, match="corrupt"):
+    with pytest.raises(CourseError, match=r"not a file written by torch.save.*\(24 bytes\)$"):
         train.load_checkpoint(bad)
     good = train.save_checkpoint(tmp_path / "good.pt", {"model": torch.nn.Linear(3, 2).state_dict()})
-    truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(good.read_bytes()[:100])
-    with pytest.raises(CourseError, match="corrupt"):
-        train.load_checkpoint(truncated)
+    for cut in (100, len(good.read_bytes()) - 40):
+        truncated = tmp_path / "truncated.pt"
+        truncated.write_bytes(good.read_bytes()[:cut])
+        with pytest.raises(CourseError, match="cut short"):
+            train.load_checkpoint(truncated)
     state = train.load_checkpoint(good)
     with pytest.raises(CourseError, match="does not fit"):
         train.restore_model(torch.nn.Linear(4, 2), state["model"])
@@ -394,7 +568,7 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
 
     path = tmp_path / "sneaky.pt"
     torch.save({"x": Sneaky()}, path)
-    with pytest.raises(CourseError, match="corrupt or not a checkpoint"):
+    with pytest.raises(CourseError, match="weights_only=True refuses to load it"):
         train.load_checkpoint(path)
 
 
