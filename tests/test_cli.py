@@ -1,7 +1,12 @@
 """`python -m dlcourse` commands: list, run, progress (--markdown), doctor, prefetch, readme."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from conftest import REPO, offline_env
 from dlcourse import readme, syllabus
@@ -59,6 +64,14 @@ def test_doctor_reports_and_passes_offline(tmp_path):
     assert "[OK] torch" in result.stdout and "DLCOURSE_OFFLINE is set" in result.stdout
 
 
+def test_doctor_counts_its_warnings_instead_of_saying_all_good(tmp_path):
+    result = dlcourse(tmp_path, "doctor")
+    warnings = result.stdout.count("[WARN]")
+    assert warnings >= 1  # offline here: at least the DLCOURSE_OFFLINE line
+    assert "all good" not in result.stdout
+    assert f"with {warnings} warning(s)" in result.stdout
+
+
 def test_doctor_fails_on_an_unknown_device(tmp_path):
     result = dlcourse(tmp_path, "doctor", "--device", "tpu")
     assert result.returncode == 1 and "[FAIL] unknown device" in result.stdout
@@ -95,3 +108,67 @@ def test_numpy_only_lessons_do_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, env=offline_env(tmp_path))
     assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
+
+
+def test_ctrl_c_under_run_exits_130_without_a_traceback(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: dlcourse and the lesson."""
+    slow = "03.09"  # trains for a while in full mode
+    child = subprocess.Popen([sys.executable, "-m", "dlcourse", "run", slow, "--out",
+                              str(tmp_path / "o")], cwd=REPO, env=offline_env(tmp_path),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    deadline = time.time() + 120
+    header = ""
+    while time.time() < deadline and "outputs:" not in header:  # the lesson has started
+        header += child.stdout.readline()
+    time.sleep(1.0)
+    os.killpg(child.pid, signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, header + out + err
+    assert "Traceback" not in err and "interrupted" in err, err
+
+
+def test_list_into_a_pipe_that_closes_early(tmp_path):
+    result = subprocess.run(f"'{sys.executable}' -m dlcourse list --all | head -1", shell=True,
+                            cwd=REPO, env=offline_env(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.startswith("Phase  1")
+    assert "Traceback" not in result.stderr and "Broken pipe" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("target", ["folder", "unwritable"])
+def test_progress_markdown_to_a_bad_path_is_one_line(target, tmp_path):
+    if target == "folder":
+        path, expect = tmp_path, "is a folder"
+    else:
+        if os.geteuid() == 0 or sys.platform == "win32":
+            path, expect = tmp_path / "a-file" / "PROGRESS.md", "cannot write"
+            (tmp_path / "a-file").write_text("x")   # its parent is a file: root cannot write
+        else:
+            locked = tmp_path / "locked"
+            locked.mkdir(mode=0o500)
+            path, expect = locked / "PROGRESS.md", "cannot write"
+    result = dlcourse(tmp_path, "progress", "--markdown", str(path))
+    assert result.returncode == 2 and expect in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["list"], ["progress"]])
+def test_progress_of_the_wrong_shape_does_not_crash_commands(command, tmp_path):
+    (tmp_path / "progress.json").write_text('{"runs": {"01.01": "bad"}}')
+    result = dlcourse(tmp_path, *command)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "kept it as" in result.stdout
+    assert list(tmp_path.glob("progress.json.corrupt-*"))
+
+
+def test_list_and_progress_show_stand_in_runs(tmp_path):
+    from dlcourse import progress
+    record = {"runs": {"03.capstone": {"full": None, "quick": None, "full_stand_in": {
+        "when": "now", "checks": 3, "seconds": 1, "metrics": {}, "stand_in_for": ["MNIST"]}}}}
+    (tmp_path / "progress.json").write_text(json.dumps(record))
+    assert progress.RUN_KINDS  # the shape written above is the one progress.py writes
+    listing = dlcourse(tmp_path, "list")
+    assert "[s] 03.capstone" in listing.stdout and "stand-in" in listing.stdout
+    table = dlcourse(tmp_path, "progress")
+    assert "done on offline stand-in data only" in table.stdout and "03.capstone" in table.stdout
