@@ -4,7 +4,8 @@ Goal: create arrays, read their dtype/shape/strides, index and slice them, and l
       exactly when NumPy hands you a view (shared memory) and when a copy.
 Run:  python phase01-python-ds/01-numpy-basics.py            (about 2 s on a 2-core CPU)
       python phase01-python-ds/01-numpy-basics.py --quick    (seconds, offline, used by the tests)
-Expect: "[check] basic slice shares memory ... OK", "[check] fancy indexing copies ... OK";
+Expect: "[check] element offsets from strides == the flat positions ... OK" for a contiguous
+        array, its transpose and a stepped slice; "[demo] fancy indexing copies ... OK";
         a view of 50M floats takes microseconds, a copy of them ~0.5 s (full run).
 """
 import time
@@ -13,7 +14,8 @@ import numpy as np
 
 from dlcourse import check, cli
 
-SHAPE = (3, 4, 5)          # a small 3-D array: easy to print, enough axes to see strides
+SHAPE = (3, 4, 5)          # a small 3-D array: easy to print, enough axes to see strides;
+                           # three different sizes, so mixing up two axes cannot go unnoticed
 COPY_SIZES_QUICK = [10**4, 10**5, 10**6]            # elements timed in --quick
 COPY_SIZES_FULL = [10**4, 10**5, 10**6, 10**7, 5 * 10**7]  # full run: up to 400 MB of float64
 
@@ -36,14 +38,15 @@ def creation_and_dtypes():
     small = np.array([120], dtype=np.int8)
     wrapped = small + np.int8(10)  # 130 does not fit in [-128, 127] -> 130 - 256
     print(f"  int8: 120 + 10 = {wrapped[0]}  (wraps modulo 2^8; Python's int would give 130)")
-    check.equal("int8 arithmetic wraps modulo 256", int(wrapped[0]), 130 - 256)
+    # NumPy's own behaviour against the arithmetic rule: shown, not counted as our check.
+    check.equal("int8 arithmetic wraps modulo 256", int(wrapped[0]), 130 - 256, demo=True)
 
     # float32 keeps ~7 significant digits, float64 ~16: the reason deep learning can
     # train in float32 but numerical checks compare in float64.
     third32, third64 = np.float32(1) / np.float32(3), 1.0 / 3.0
     print(f"  1/3 in float32 = {third32:.10f}, in float64 = {third64:.17f}")
     check.less("float32 error of 1/3 is below its machine epsilon",
-               abs(float(third32) - third64), float(np.finfo(np.float32).eps))
+               abs(float(third32) - third64), float(np.finfo(np.float32).eps), demo=True)
 
     # astype always allocates a new array (even when the dtype is unchanged, unless copy=False).
     a = np.arange(6, dtype=np.int32)
@@ -51,34 +54,55 @@ def creation_and_dtypes():
     print(f"  astype: {a.dtype} -> {b.dtype}, itemsize {a.itemsize} -> {b.itemsize} bytes")
 
 
-def strides_and_reshape():
+def c_strides(shape, itemsize):
+    """Strides of a C-ordered (row-major) array: one step along axis k skips a whole block
+    of the later axes, so strides[k] = itemsize * (product of the sizes after axis k)."""
+    return tuple(itemsize * int(np.prod(shape[k + 1:])) for k in range(len(shape)))
+
+
+def element_offset(index, strides, start=0):
+    """Byte offset of element `index` in the buffer: start + sum_k index[k] * strides[k].
+    `start` is where the view's first element sits (a slice may begin inside the buffer)."""
+    return start + sum(i * s for i, s in zip(index, strides))
+
+
+def strides_and_reshape(rng):
     """An ndarray is one flat buffer plus (shape, strides): the bytes to step along each axis."""
+    # Element values 0, 1, 2, ... in buffer order: each element's value IS its position in
+    # the flat buffer, so we can test address arithmetic without reading raw memory.
     x = np.arange(np.prod(SHAPE), dtype=np.float64).reshape(SHAPE)  # (3, 4, 5)
     print(f"  x.shape={x.shape} x.strides={x.strides} itemsize={x.itemsize}")
-    # Address of x[i, j, k] = base + i*strides[0] + j*strides[1] + k*strides[2] (bytes).
-    # Recompute that by hand and read the element from the flat buffer.
-    flat = x.ravel()  # C-contiguous, so ravel is a view of the same buffer
-    rng = np.random.default_rng(1)
-    idx = [tuple(int(rng.integers(n)) for n in SHAPE) for _ in range(20)]
-    by_strides = [flat[sum(i * s for i, s in zip(ix, x.strides)) // x.itemsize] for ix in idx]
-    by_index = [x[ix] for ix in idx]
-    check.equal("element address from strides == x[i, j, k]", np.array(by_strides),
-                np.array(by_index))
+    check.equal("c_strides(shape, itemsize) == numpy's strides, float64 (3, 4, 5) and "
+                "float32 (2, 7)", [c_strides(SHAPE, 8), c_strides((2, 7), 4)],
+                [x.strides, np.empty((2, 7), np.float32).strides])
 
-    # A transpose only swaps the strides: no data moves.
-    t = x.transpose(2, 0, 1)  # (5, 3, 4)
-    print(f"  x.transpose(2, 0, 1): shape={t.shape} strides={t.strides}  (same buffer)")
+    # A transpose only swaps the strides; a stepped slice changes them and may start
+    # inside the buffer (a negative step walks backwards). No data moves in any of them.
+    views = {"x": x, "x.transpose(2, 0, 1)": x.transpose(2, 0, 1),   # (5, 3, 4)
+             "x[:, ::2, 1:]": x[:, ::2, 1:],                          # (3, 2, 4)
+             "x[::-1, :, ::2]": x[::-1, :, ::2]}                      # (3, 4, 3)
+    base = x.__array_interface__["data"][0]                           # buffer address
+    for name, v in views.items():
+        start = v.__array_interface__["data"][0] - base               # bytes into the buffer
+        idx = [tuple(int(rng.integers(n)) for n in v.shape) for _ in range(20)]
+        by_strides = [element_offset(ix, v.strides, start) // v.itemsize for ix in idx]
+        print(f"  {name:<22} shape={v.shape} strides={v.strides} starts at byte {start}")
+        check.equal(f"element offsets from strides == the flat positions, {name}",
+                    np.array(by_strides, dtype=float), np.array([v[ix] for ix in idx]))
+
+    t = views["x.transpose(2, 0, 1)"]
     check.true("transpose is a view", np.shares_memory(t, x) and not t.flags.c_contiguous,
-               "shares memory, no longer C-contiguous")
+               "shares memory, no longer C-contiguous", demo=True)
     # Reshaping a non-contiguous array cannot be expressed with strides -> NumPy copies.
     r = t.reshape(-1)  # (60,)
     check.true("reshape of a transposed array copies", not np.shares_memory(r, x),
-               "ravel/reshape of a non-contiguous array allocates")
+               "ravel/reshape of a non-contiguous array allocates", demo=True)
     return x
 
 
 def indexing_views_and_copies(x):
-    """Basic slicing returns views; fancy (integer-array) and boolean indexing copy."""
+    """Basic slicing returns views; fancy (integer-array) and boolean indexing copy.
+    These are NumPy's rules, shown as [demo] lines: they test NumPy, not code of ours."""
     print(f"  x[1, 2, 3] = {x[1, 2, 3]}; x[-1, :, 0] = {x[-1, :, 0]}")
     print(f"  x[:, ::2, 1:4].shape = {x[:, ::2, 1:4].shape}")   # (3, 2, 3)
     print(f"  x[..., 0].shape = {x[..., 0].shape}; x[:, None].shape = {x[:, None].shape}")
@@ -89,24 +113,26 @@ def indexing_views_and_copies(x):
     mask = a[0] > 10      # boolean mask: selects arbitrary elements -> a fresh array
     masked = a[0][mask]
     check.true("basic slice shares memory", np.shares_memory(view, a) and view.base is not None,
-               f"np.shares_memory(a[0, 1:3], a) = {np.shares_memory(view, a)}")
+               f"np.shares_memory(a[0, 1:3], a) = {np.shares_memory(view, a)}", demo=True)
     check.true("fancy indexing copies", not np.shares_memory(fancy, a),
-               f"np.shares_memory(a[0, [1, 2]], a) = {np.shares_memory(fancy, a)}")
+               f"np.shares_memory(a[0, [1, 2]], a) = {np.shares_memory(fancy, a)}", demo=True)
     check.true("boolean indexing copies", not np.shares_memory(masked, a),
-               f"np.shares_memory(a[0][a[0] > 10], a) = {np.shares_memory(masked, a)}")
+               f"np.shares_memory(a[0][a[0] > 10], a) = {np.shares_memory(masked, a)}",
+               demo=True)
 
     # The consequence that bites: writing through a view changes the original...
     before = a[0, 1, 0]
     view[0, 0] = -1.0
-    check.equal("write through a view reaches the original", float(a[0, 1, 0]), -1.0)
+    check.equal("write through a view reaches the original", float(a[0, 1, 0]), -1.0, demo=True)
     # ...while writing into a copy does not.
     fancy[1, 0] = -2.0
     check.equal("write into a fancy-index copy leaves the original", float(a[0, 2, 0]),
-                float(x[0, 2, 0]))
+                float(x[0, 2, 0]), demo=True)
     print(f"  a[0, 1, 0]: {before} -> {a[0, 1, 0]} via the view; a[0, 2, 0] untouched by the copy")
     # But fancy indexing on the LEFT of '=' writes in place (it calls __setitem__).
     a[0, [1, 2], 0] = 99.0
-    check.equal("fancy-index assignment writes in place", a[0, [1, 2], 0], np.array([99.0, 99.0]))
+    check.equal("fancy-index assignment writes in place", a[0, [1, 2], 0],
+                np.array([99.0, 99.0]), demo=True)
 
 
 def time_view_vs_copy(sizes):
@@ -135,7 +161,7 @@ def main(args) -> dict:
     print("1) creation and dtypes")
     creation_and_dtypes()
     print("2) shape, strides, reshape")
-    x = strides_and_reshape()
+    x = strides_and_reshape(np.random.default_rng(run.seed))
     print("3) indexing: views vs copies")
     indexing_views_and_copies(x)
     print("4) cost of a view vs a copy")

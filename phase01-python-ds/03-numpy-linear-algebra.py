@@ -4,12 +4,14 @@ Goal: use matmul, norms, det, eig and lstsq with confidence, and see on Hilbert 
       np.linalg.solve(A, b) beats inv(A) @ b: same maths, very different residuals.
 Run:  python phase01-python-ds/03-numpy-linear-algebra.py            (about 10 s on a 2-core CPU)
       python phase01-python-ds/03-numpy-linear-algebra.py --quick    (seconds, offline, used by the tests)
-Expect: at cond(H) ~1e16 solve's relative residual stays ~1e-16 while inv's is ~1e-2;
-        every residual check OK; figure solve_vs_inv.png.
+Expect: at cond(H) ~1e16 solve's relative residual stays ~1e-16 while inv's is ~1e-2 (shown
+        as [demo] lines: they test LAPACK, not our code); power iteration finds the eigenvalue
+        -4 of a non-symmetric matrix to ~1e-15; figure solve_vs_inv.png.
 """
 import time
 
 import numpy as np
+import scipy.linalg
 
 from dlcourse import check, cli, plot
 
@@ -18,8 +20,14 @@ import matplotlib.pyplot as plt  # after dlcourse.plot, which selects the headle
 EPS = np.finfo(np.float64).eps   # 2.2e-16: float64's relative rounding unit
 HILBERT_QUICK = [4, 6, 8, 10, 12]          # sizes n of the ill-conditioned test matrices
 HILBERT_FULL = list(range(2, 15))          # full run: up to n=14, cond beyond 1/EPS
+TRUE_COEF = np.array([0.5, -2.0, 3.0])     # least squares: y = c0 + c1 t + c2 t^2 + noise
+NOISE = 0.2                                # std of that noise
 TIMING_N = 1500                            # full run only: n for the solve-vs-inv timing
-POWER_STEPS = 500                          # power-iteration steps (converges at rate |l2/l1|)
+POWER_STEPS = 100                          # power-iteration steps (error shrinks by |l2/l1| each)
+SPECTRUM = np.array([-4.0, 2.5, 1.5, 1.0, 0.5])  # eigenvalues of the power-iteration matrix:
+                                                 # |l2/l1| = 0.625, 0.625^100 ~ 4e-21; the
+                                                 # dominant one negative, so a lost sign shows
+SIGMAS = 5                                 # statistical checks allow 5 standard errors
 
 
 def matmul_basics(rng):
@@ -35,7 +43,7 @@ def matmul_basics(rng):
     batch = rng.normal(size=(8, 3, 4))
     out = batch @ B                                   # (8, 3, 2)
     check.close("batched @ vs einsum 'bik,kj->bij'", out, np.einsum("bik,kj->bij", batch, B),
-                atol=1e-12)
+                atol=1e-12, demo=True)
     print(f"  (3, 4) @ (4, 2) -> {C.shape};  (8, 3, 4) @ (4, 2) -> {out.shape};  "
           "A * B would be elementwise")
 
@@ -62,14 +70,25 @@ def norms(rng):
                 atol=1e-12)
 
 
+def power_iteration(A, x, steps):
+    """Repeated x <- A x / ||A x|| turns x towards the eigenvector of the largest |eigenvalue|
+    (every other component shrinks by |l_k / l_1| per step). The Rayleigh quotient
+    x.Ax / x.x then reads off that eigenvalue, sign included. Returns (eigenvalue, unit x)."""
+    for _ in range(steps):
+        x = A @ x
+        x = x / np.linalg.norm(x)       # unit length: else it grows like |l1|^steps
+    return x @ A @ x / (x @ x), x
+
+
 def det_and_eig(rng):
     A = rng.normal(size=(5, 5))
     w = np.linalg.eigvals(A)                     # complex in general for a non-symmetric A
+    # Identities between NumPy routines: [demo] lines, shown but not counted as our checks.
     check.close("det(A) == product of eigenvalues", np.linalg.det(A), np.prod(w).real,
-                atol=1e-10)
+                atol=1e-10, demo=True)
     B = rng.normal(size=(5, 5))
     check.close("det(AB) == det(A) det(B)", np.linalg.det(A @ B),
-                np.linalg.det(A) * np.linalg.det(B), atol=1e-9)
+                np.linalg.det(A) * np.linalg.det(B), atol=1e-9, demo=True)
     # det of a big matrix overflows float64; slogdet returns sign and log|det| instead.
     big = 100 * np.eye(200)                              # det = 100^200 = 10^400 > float64 max
     sign, logdet = np.linalg.slogdet(big)
@@ -78,31 +97,44 @@ def det_and_eig(rng):
     print(f"  det(100 I_200) = {plain};  slogdet -> sign {sign}, "
           f"log10|det| = {logdet / np.log(10):.1f}")
     check.close("slogdet of 100*I_200 gives log|det| = 200 ln 100", logdet, 200 * np.log(100),
-                atol=1e-9)
+                atol=1e-9, demo=True)
 
     # Symmetric matrices: eigh gives real eigenvalues (ascending) and orthonormal vectors.
     S = A + A.T                                           # (5, 5), symmetric
     lam, V = np.linalg.eigh(S)
     check.close("eigh residual ||S V - V diag(lam)||", S @ V - V * lam, np.zeros((5, 5)),
-                atol=1e-12)
-    check.close("eigenvectors are orthonormal: V^T V = I", V.T @ V, np.eye(5), atol=1e-12)
-    # Power iteration: repeated x <- Sx / ||Sx|| converges to the eigenvector of the largest
-    # |eigenvalue|; the Rayleigh quotient x^T S x then estimates that eigenvalue.
-    x = rng.normal(size=5)
-    for _ in range(POWER_STEPS):
-        x = S @ x
-        x /= np.linalg.norm(x)
-    dominant = lam[np.argmax(np.abs(lam))]
-    check.close("power iteration vs eigh's dominant eigenvalue", x @ S @ x, dominant, atol=1e-8)
+                atol=1e-12, demo=True)
+    check.close("eigenvectors are orthonormal: V^T V = I", V.T @ V, np.eye(5), atol=1e-12,
+                demo=True)
+
+    # Power iteration, ours, on a matrix whose eigenpairs we know because we built it:
+    # M = Q diag(SPECTRUM) Q^-1 has eigenvalue SPECTRUM[k] with eigenvector Q[:, k]. Q is not
+    # orthogonal (singular values 1..3), so M is not symmetric and its left eigenvectors
+    # differ from its right ones: iterating with M^T instead of M would be caught.
+    U, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    W, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    Q = U @ np.diag(np.linspace(1, 3, 5)) @ W                # (5, 5), cond(Q) = 3
+    M = Q @ np.diag(SPECTRUM) @ np.linalg.inv(Q)             # (5, 5), not symmetric
+    value, vec = power_iteration(M, rng.normal(size=5), POWER_STEPS)
+    v1 = Q[:, 0] / np.linalg.norm(Q[:, 0])                   # the known dominant eigenvector
+    print(f"  power iteration on a non-symmetric M: eigenvalue {value:.12f} "
+          f"(built with {SPECTRUM[0]}); ||M - M^T|| = {np.linalg.norm(M - M.T):.2f}")
+    # Converged to rounding: errors ~ EPS * cond(Q) * ||M||, far below 1e-10.
+    check.close(f"power iteration: dominant eigenvalue vs the built-in {SPECTRUM[0]}", value,
+                SPECTRUM[0], atol=1e-10)
+    check.close("power iteration: unit eigenvector vs Q[:, 0] (up to sign)",
+                vec * np.sign(vec @ v1), v1, atol=1e-10)
 
 
 def solve_vs_inv(sizes):
     """Hilbert matrices H[i, j] = 1 / (i + j + 1): symmetric, invertible, badly conditioned."""
-    rows = []
+    rows, ours, ref = [], [], []
     print("     n    cond(H)   residual solve   residual inv   fwd err solve   fwd err inv")
     for n in sizes:
         i = np.arange(n)
         H = 1.0 / (i[:, None] + i[None, :] + 1)      # (n, n) via broadcasting
+        ours.append(H.ravel())
+        ref.append(scipy.linalg.hilbert(n).ravel())
         x_true = np.ones(n)
         b = H @ x_true
         x_solve = np.linalg.solve(H, b)               # LU with pivoting, then two triangular solves
@@ -113,36 +145,48 @@ def solve_vs_inv(sizes):
         rows.append((n, cond, *rel_res, *fwd))
         print(f"  {n:4d}  {cond:9.1e}   {rel_res[0]:13.1e}   {rel_res[1]:12.1e}   "
               f"{fwd[0]:13.1e}   {fwd[1]:11.1e}")
+    check.close(f"our Hilbert matrices == scipy.linalg.hilbert (n = {sizes[0]}..{sizes[-1]})",
+                np.concatenate(ours), np.concatenate(ref), atol=0, rtol=EPS)
+    # What follows measures LAPACK's solve and inv, not code of ours: [demo] lines.
     res_solve = np.array([r[2] for r in rows])
     # solve is backward stable: it solves a nearby system exactly, so its residual stays near
     # EPS whatever the conditioning. (10 n EPS is the usual textbook-style allowance.)
     check.less("solve: worst relative residual <= 10 n EPS", res_solve.max(),
-               10 * max(sizes) * EPS)
+               10 * max(sizes) * EPS, demo=True)
     n, cond, r_s, r_i, f_s, f_i = rows[-1]
-    check.greater(f"inv(H) @ b residual is >1000x solve's at n={n}", r_i, 1000 * max(r_s, EPS))
+    check.greater(f"inv(H) @ b residual is >1000x solve's at n={n}", r_i, 1000 * max(r_s, EPS),
+                  demo=True)
     # Forward error is bounded by conditioning times backward error:
     #   ||x - x*|| / ||x*|| <= cond(H) * ||H x - b|| / ||b||   (+ rounding of the residual itself)
     bound = np.array([r[1] * (r[2] + r[0] * EPS) for r in rows])
     fwd_solve = np.array([r[4] for r in rows])
     check.true("forward error <= cond * residual for every n", (fwd_solve <= bound).all(),
-               f"largest ratio error/bound {np.max(fwd_solve / bound):.2g}")
+               f"largest ratio error/bound {np.max(fwd_solve / bound):.2g}", demo=True)
     return rows
 
 
 def least_squares(rng):
     """Fit y ~ c0 + c1 t + c2 t^2 to noisy points: an over-determined system X c ~ y."""
     t = np.linspace(-1, 1, 40)
-    y = 0.5 - 2.0 * t + 3.0 * t ** 2 + rng.normal(scale=0.2, size=t.size)
+    noise = rng.normal(scale=NOISE, size=t.size)
+    y = TRUE_COEF[0] + TRUE_COEF[1] * t + TRUE_COEF[2] * t ** 2 + noise
     X = np.stack([np.ones_like(t), t, t ** 2], axis=1)   # (40, 3) design matrix
     coef, _, rank, sv = np.linalg.lstsq(X, y)
     r = y - X @ coef
+    # Our design matrix against polyfit, which builds its own (highest power first).
+    check.close("lstsq on our design matrix == np.polyfit(t, y, 2)", coef,
+                np.polyfit(t, y, 2)[::-1], atol=1e-10)
+    # The fit recovers the coefficients we generated with, within their standard errors:
+    # cov(c) = NOISE^2 (X^T X)^-1 for independent noise of std NOISE.
+    se = NOISE * np.sqrt(np.diag(np.linalg.inv(X.T @ X)))
+    check.less(f"|fitted - generating coefficients| / ({SIGMAS} standard errors), worst of 3",
+               np.max(np.abs(coef - TRUE_COEF) / (SIGMAS * se)), 1.0)
     # Optimality: the residual is orthogonal to every column of X (normal equations X^T r = 0).
     check.close("lstsq residual is orthogonal to the columns: X^T r", X.T @ r, np.zeros(3),
-                atol=1e-12)
+                atol=1e-12, demo=True)
     check.close("lstsq == normal equations (X^T X) c = X^T y", coef,
-                np.linalg.solve(X.T @ X, X.T @ y), atol=1e-10)
-    check.close("lstsq == np.polyfit(t, y, 2)", coef, np.polyfit(t, y, 2)[::-1], atol=1e-10)
-    print(f"  fitted c = {np.round(coef, 3)} (generated with 0.5, -2, 3); rank {rank}, "
+                np.linalg.solve(X.T @ X, X.T @ y), atol=1e-10, demo=True)
+    print(f"  fitted c = {np.round(coef, 3)} (generated with {TRUE_COEF.tolist()}); rank {rank}, "
           f"||r|| = {np.linalg.norm(r):.3f}")
     return coef
 

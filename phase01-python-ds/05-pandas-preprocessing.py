@@ -25,6 +25,7 @@ CLIP = ["age", "sessions_per_week"]           # winsorised at the fences (bots, 
                                               # skewed by plan, so fences would flag real customers
 CATEGORICAL = ["country"]                     # one-hot encoded
 PLAN_ORDER = {"free": 0, "pro": 1, "team": 2}  # ordinal: plans have a natural order
+BOT_SESSIONS = 5000.0                         # sessions a week of a bot hammering the API
 
 
 def messy_csv(rng, n):
@@ -55,7 +56,7 @@ def messy_csv(rng, n):
     df.loc[pick(0.01), "age"] = -1.0                        # "unknown" typed as -1
     df.loc[pick(0.03), "monthly_spend"] = "n/a"
     df.loc[pick(0.06), "sessions_per_week"] = np.nan
-    df.loc[pick(0.005), "sessions_per_week"] = 5000.0       # bots hammering the API
+    df.loc[pick(0.005), "sessions_per_week"] = BOT_SESSIONS  # bots hammering the API
     df.loc[pick(0.02), "signup"] = "unknown"
     return df.to_csv(index=False)
 
@@ -130,7 +131,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(run.seed)
     n = N_QUICK if run.quick else N_FULL
     raw = pd.read_csv(io.StringIO(messy_csv(rng, n)))
-    data.announce("synthetic CRM export generated with numpy", real=True, generated=True,
+    data.announce("synthetic CRM export generated with numpy", kind="generated",
                   detail=f"{n:,} customers, read back from CSV text")
     print("1) what read_csv made of it")
     print(raw.head(4).to_string())
@@ -142,6 +143,10 @@ def main(args) -> dict:
     print("  missing share: " + ", ".join(f"{c} {v:.1%}" for c, v in missing.items() if v > 0))
     check.true("monthly_spend parsed to float64", df["monthly_spend"].dtype == np.float64,
                f"dtype {df['monthly_spend'].dtype}")
+    # read_csv already turned 'n/a' into NaN: every other text, '$1,234.50' or '81.0', must
+    # become a number, so parsing may not add a single NaN.
+    check.equal("monthly_spend: NaN after parsing == NaN in the raw export",
+                int(df["monthly_spend"].isna().sum()), int(raw["monthly_spend"].isna().sum()))
     check.equal("plan levels after strip/lower", sorted(df["plan"].dropna().unique()),
                 sorted(PLAN_ORDER))
     check.equal("impossible ages removed", int((df["age"] < AGE_RANGE[0]).sum()), 0)
@@ -153,6 +158,8 @@ def main(args) -> dict:
     # A level that only exists in the future: new customers from Brazil arrive after training.
     test = test.assign(country=test["country"].cat.add_categories("BR"))
     test.loc[test.index[:5], "country"] = "BR"
+    # And a bot account signs up after training: transform must clip it with the TRAIN fences.
+    test.loc[test.index[5], "sessions_per_week"] = BOT_SESSIONS
     check.equal("train and test share no customer", len(set(train["customer_id"]) &
                                                          set(test["customer_id"])), 0)
     prep = Preprocessor().fit(train)

@@ -8,6 +8,8 @@ Expect: four_plots.png (loss curves, two clusters, a histogram with its density,
         counts); "[check] drawn histogram counts == a manual recount ... OK"; size_*.png exactly
         figsize x dpi pixels.
 """
+import math
+
 import matplotlib
 import numpy as np
 
@@ -19,6 +21,7 @@ import matplotlib.pyplot as plt
 EPOCHS = 40                         # points on the line plot
 N_QUICK, N_FULL = 500, 20_000       # samples for scatter/histogram
 BINS = 30                           # histogram bins
+MU, SIGMA = 170.0, 8.0              # heights in the histogram (cm): mean and standard deviation
 DPI_QUICK, DPI_FULL = 80, 150       # resolution of four_plots.png (pixels per inch)
 SIZE_DEMO = (4.0, 3.0)              # inches; saved at two dpi values to show pixels = inches x dpi
 STATUS_CODES = [200, 201, 204, 301, 304, 400, 401, 404, 500, 503]
@@ -50,21 +53,39 @@ def scatter_plot(ax, rng, n):
     ax.legend(markerscale=2)
 
 
+def expected_counts(x, n, width):
+    """The N(MU, SIGMA) density as expected counts per bin: a bin of width w around x holds
+    a share ~ w * pdf(x) of the n samples, so the curve to draw over the bars is n * w * pdf."""
+    pdf = np.exp(-0.5 * ((x - MU) / SIGMA) ** 2) / (SIGMA * np.sqrt(2 * np.pi))
+    return n * width * pdf
+
+
 def hist_plot(ax, rng, n):
-    """density=True rescales bar heights so that their area sums to 1, like a pdf."""
-    x = rng.normal(170, 8, n)                       # e.g. heights in cm
+    """Bar heights are counts; the density curve must be scaled to counts to sit on them.
+    (density=True would instead rescale the bars so that their area sums to 1, like a pdf.)"""
+    x = rng.normal(MU, SIGMA, n)                    # e.g. heights in cm
     counts, edges, _ = ax.hist(x, bins=BINS, color="tab:green", alpha=0.7, edgecolor="white")
     grid = np.linspace(edges[0], edges[-1], 200)
-    pdf = np.exp(-0.5 * ((grid - 170) / 8) ** 2) / (8 * np.sqrt(2 * np.pi))
     width = edges[1] - edges[0]
-    ax.plot(grid, pdf * n * width, color="black", lw=1.5, label="N(170, 8) scaled to counts")
+    ax.plot(grid, expected_counts(grid, n, width), color="black", lw=1.5,
+            label=f"N({MU:g}, {SIGMA:g}) scaled to counts")
     ax.set(xlabel="height (cm)", ylabel="count", title=f"Histogram: {n:,} samples, {BINS} bins")
     ax.legend(fontsize=8)
+    # The curve's expected counts over all bins must add up to n times the normal mass
+    # between the first and last edge (from the erf, exactly). Summing the curve at the bin
+    # centres is the midpoint rule, off by at most n (hi - lo) w^2 / 24 max|pdf''|, and
+    # max|pdf''| = pdf(MU) / SIGMA^2.
+    lo, hi = x.min(), x.max()
+    centres = (edges[:-1] + edges[1:]) / 2
+    cdf = [0.5 * (1 + math.erf((v - MU) / (SIGMA * math.sqrt(2)))) for v in (lo, hi)]
+    max_curvature = 1 / (SIGMA ** 3 * math.sqrt(2 * math.pi))
+    check.close("curve: expected counts summed over the bins == n x normal mass in [min, max]",
+                expected_counts(centres, n, width).sum(), n * (cdf[1] - cdf[0]),
+                atol=n * (hi - lo) * width ** 2 / 24 * max_curvature + 1e-9 * n)
+    check.close(f"bin edges: {BINS + 1} evenly spaced from min to max", edges,
+                np.linspace(lo, hi, BINS + 1), atol=1e-9, demo=True)   # matplotlib's rule
     # Recount by hand: bin i holds edges[i] <= x < edges[i+1]; the last bin also takes its
     # right edge (the maximum), which is how numpy and matplotlib define it.
-    lo, hi = x.min(), x.max()
-    check.close(f"bin edges: {BINS + 1} evenly spaced from min to max", edges,
-                np.linspace(lo, hi, BINS + 1), atol=1e-9)
     idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, BINS - 1)
     check.equal("drawn histogram counts == a manual recount", counts.astype(int),
                 np.bincount(idx, minlength=BINS))
@@ -97,7 +118,8 @@ def exact_size_demo(run):
     for dpi, path in paths.items():
         img = mpimg.imread(path)    # (H, W, 4) float32 RGBA in [0, 1]
         expected = (round(SIZE_DEMO[1] * dpi), round(SIZE_DEMO[0] * dpi), 4)
-        check.equal(f"{path.name} read back: (H, W, RGBA)", img.shape, expected)
+        check.equal(f"{path.name} read back: (H, W, RGBA)", img.shape, expected,
+                    demo=True)   # matplotlib's pixels = inches x dpi: shown, not our code
     return paths
 
 
@@ -105,7 +127,8 @@ def main(args) -> dict:
     run = cli.start(args, __file__, use_torch=False)
     rng = np.random.default_rng(run.seed)
     n = N_QUICK if run.quick else N_FULL
-    data.announce("generated with numpy (loss curves, clusters, heights, access log)", real=True, generated=True)
+    data.announce("made-up loss curves, clusters, heights and access log (numpy)",
+                  kind="generated")
     # Agg renders to memory buffers only: no window, no display server, so it works over SSH,
     # in Docker and in CI. dlcourse.plot selected it before pyplot was first imported.
     print(f"  backend: {matplotlib.get_backend()}")

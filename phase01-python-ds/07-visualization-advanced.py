@@ -100,9 +100,12 @@ def styles_figure(run, df, dpi):
             a.set(title=style, xlabel="price (k EUR)")
             a.legend(fontsize=7)
             faces[style] = (a.get_facecolor(), plt.rcParams["axes.facecolor"])
-    check.equal("style context restores rcParams on exit", plt.rcParams["axes.facecolor"], before)
+    # matplotlib's own behaviour: [demo] lines, shown but not counted as checks of our code.
+    check.equal("style context restores rcParams on exit", plt.rcParams["axes.facecolor"], before,
+                demo=True)
     lib = plt.style.library["ggplot"]["axes.facecolor"]
-    check.equal("ggplot axes use ggplot's facecolor", faces["ggplot"][0], mcolors.to_rgba(lib))
+    check.equal("ggplot axes use ggplot's facecolor", faces["ggplot"][0], mcolors.to_rgba(lib),
+                demo=True)
     return plot.save(fig, run, "styles.png", dpi=dpi)
 
 
@@ -133,6 +136,12 @@ def heatmap_figure(run, df, dpi):
                        for a in range(len(cols))])
     check.equal("cell labels == numpy r rounded to 2 decimals", labels,
                 np.vectorize(lambda r: f"{r:.2f}")(ours))
+    # The highlighted cell: the largest |r| off the diagonal, found again by a loop over i < j.
+    d = len(cols)
+    pairs = [(a, b) for a in range(d) for b in range(a + 1, d)]
+    loop_best = max(pairs, key=lambda ab: abs(ours[ab]))
+    check.equal("highlighted pair == largest off-diagonal |r| by a loop over i < j",
+                (cols[min(i, j)], cols[max(i, j)]), (cols[loop_best[0]], cols[loop_best[1]]))
     check.less("built-in noise column is nearly uncorrelated with price (|r|, 5/sqrt(n) bound)",
                abs(ours[cols.index("noise"), cols.index("price_k")]), 5 / np.sqrt(len(df)))
     return plot.save(fig, run, "corr_heatmap.png", dpi=dpi), (cols[i], cols[j], float(off[i, j]))
@@ -142,7 +151,7 @@ def main(args) -> dict:
     run = cli.start(args, __file__, use_torch=False)
     rng = np.random.default_rng(run.seed)
     df = make_houses(rng, N_QUICK if run.quick else N_FULL)
-    data.announce("synthetic houses generated with numpy", real=True, generated=True,
+    data.announce("synthetic houses generated with numpy", kind="generated",
                   detail=f"{len(df):,} rows, {df.shape[1]} columns")
     dpi = DPI_QUICK if run.quick else DPI_FULL
     grid_figure(run, df, dpi)

@@ -1,4 +1,0 @@
-"""Planted mistakes for phase 02 (see tools/mutate.py): each a realistic one-line
-slip in the from-scratch code, which a self-check of the lesson must catch."""
-MUTANTS = [
-]
