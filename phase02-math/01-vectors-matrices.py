@@ -112,7 +112,9 @@ def main(args) -> dict:
     X, y = load_diabetes(return_X_y=True)                      # (442, 10), (442,)
     n = N_QUICK if run.quick else len(X)
     X, y = X[:n], y[:n]
-    data.announce(f"scikit-learn diabetes, {n} rows x 10 features; generated vectors", real=True)
+    data.announce(f"scikit-learn diabetes, {n} rows x 10 features", kind="bundled")
+    data.announce("random Gaussian vectors and matrices (numpy)", kind="generated",
+                  detail="the low-rank product and the linearity example")
 
     # 1. Dot product and projection onto a line.
     a, b = np.array([1.2, 0.6]), np.array([1.0, 2.5])
@@ -121,6 +123,11 @@ def main(args) -> dict:
           f"angle = {np.degrees(np.arccos(cos)):.1f} deg")
     r_line = b - project_onto_line(b, a)
     check.close("line: residual is orthogonal to a (a . r)", a @ r_line, 0.0, atol=TOL)
+    # A line is the one-column case of a subspace: both routes must give the same point,
+    # here for random vectors in R^5 (not only for the hand-picked pair above).
+    a5, b5 = rng.normal(size=K_COLS - 1), rng.normal(size=K_COLS - 1)
+    check.close("projection onto a line vs onto the one-column subspace span(a)",
+                project_onto_line(b5, a5), project_onto_columns(b5, a5[:, None])[0], atol=TOL)
 
     # 2. Projection onto a subspace. Each column of A is one feature over n patients, i.e.
     # a vector in R^n; a column of ones lets the fit shift up and down (the intercept).
@@ -138,6 +145,9 @@ def main(args) -> dict:
     sk = LinearRegression().fit(X, y)
     check.close("projection Py vs scikit-learn LinearRegression predictions (relative)",
                 p / np.abs(y).max(), sk.predict(X) / np.abs(y).max(), atol=TOL)
+    # The coefficients too: x[0] multiplies the column of ones, so it is the intercept.
+    check.close("coefficients x vs LinearRegression (intercept_, coef_) (relative)", x / scale,
+                np.append(sk.intercept_, sk.coef_) / scale, atol=TOL)
     # Pythagoras: |y|^2 = |p|^2 + |r|^2 because p and r are orthogonal.
     check.close("Pythagoras |y|^2 = |Py|^2 + |r|^2 (relative)",
                 (p @ p + r @ r) / (y @ y), 1.0, atol=TOL)
@@ -149,6 +159,7 @@ def main(args) -> dict:
     # projection explains, 1 - |r|^2 / |y - mean(y)|^2.
     r2 = 1 - (r @ r) / np.sum((y - y.mean()) ** 2)
     print(f"R^2 of the projection (= least-squares fit) on {n} rows: {r2:.4f}")
+    check.close("R^2 from the residual vs LinearRegression.score", r2, sk.score(X, y), atol=TOL)
 
     # 3. Orthonormal basis and rank.
     Q = gram_schmidt(A)                                        # (n, 11)
@@ -181,7 +192,7 @@ def main(args) -> dict:
     M = rng.normal(size=(K_COLS, K_COLS))
     u, v = rng.normal(size=K_COLS), rng.normal(size=K_COLS)
     check.close("linearity M(2u - 3v) = 2Mu - 3Mv", M @ (2 * u - 3 * v),
-                2 * (M @ u) - 3 * (M @ v), atol=TOL)
+                2 * (M @ u) - 3 * (M @ v), atol=TOL, demo=True)   # numpy against numpy
 
     figure(run, a, b, maps)
     return cli.finish(run, {"rows": n, "r2": float(r2)})

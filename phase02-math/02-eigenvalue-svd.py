@@ -113,7 +113,7 @@ def main(args) -> dict:
     rng = np.random.default_rng(run.seed)
     X = load_digits().data                                 # (1797, 64): 8x8 images, values 0..16
     X = X[:N_QUICK] if run.quick else X
-    data.announce(f"scikit-learn digits, {len(X)} images of 8x8 pixels", real=True)
+    data.announce(f"scikit-learn digits, {len(X)} images of 8x8 pixels", kind="bundled")
     mean = X.mean(axis=0)
     A = X - mean                                           # (n, 64), centred: SVD of A = PCA
 
@@ -136,8 +136,8 @@ def main(args) -> dict:
     lams, _ = top_eigenpairs(S, 5, rng)
     check.close("top-5 eigenvalues by deflation vs eigh (relative)", lams / lam_ref[0],
                 lam_ref[:5] / lam_ref[0], atol=1e-8)
-    check.close("spectral theorem S = Q Lambda Q^T (relative)",
-                (Q_ref * lam_ref) @ Q_ref.T / lam_ref[0], S / lam_ref[0], atol=TOL)
+    check.close("spectral theorem S = Q Lambda Q^T (relative)",       # numpy against numpy
+                (Q_ref * lam_ref) @ Q_ref.T / lam_ref[0], S / lam_ref[0], atol=TOL, demo=True)
     # A non-symmetric matrix need not have real eigenvalues: a rotation by 90 degrees turns
     # every vector, so no real direction is merely stretched; its eigenvalues are +-i.
     rot90 = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -154,7 +154,8 @@ def main(args) -> dict:
     check.close("U Sigma V^T rebuilds A (relative)", (U_e * s_e) @ V_e.T / np.abs(A).max(),
                 A / np.abs(A).max(), atol=1e-8)
     check.close("singular values^2 / n = eigenvalues of the covariance (relative)",
-                s ** 2 / len(A) / lam_ref[0], lam_ref / lam_ref[0], atol=TOL)
+                s ** 2 / len(A) / lam_ref[0], lam_ref / lam_ref[0], atol=TOL,
+                demo=True)                                   # numpy's svd against numpy's eigh
 
     # 3. Eckart-Young for every rank k.
     ks = np.arange(0, r + 1)

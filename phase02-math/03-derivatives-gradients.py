@@ -156,6 +156,8 @@ def figure(run, errs):
 def main(args) -> dict:
     run = cli.start(args, __file__)
     rng = np.random.default_rng(run.seed)
+    data.announce("random points, weights and vectors (numpy)", kind="generated",
+                  detail="where the gradients and Jacobians are evaluated")
 
     # 1. Derivative vs finite differences at x0, over many step sizes h.
     exact = df(X0)
@@ -167,9 +169,13 @@ def main(args) -> dict:
     for name, e in errs.items():
         i = np.nanargmin(e)
         print(f"{name:17s}: best error {e[i]:.1e} at h = {STEPS_H[i]:.0e}")
-    x_t = torch.tensor(X0, dtype=torch.float64, requires_grad=True)
-    (d_auto,) = torch.autograd.grad(torch.sin(x_t) * torch.exp(-x_t / 2), x_t)
-    check.close("hand-derived f'(x0) vs torch.autograd", exact, d_auto, atol=1e-14)
+    # The hand derivative at x0 and at random points: one point could hide a wrong formula
+    # that happens to agree there.
+    xs = np.append(X0, rng.uniform(-3, 3, size=5))
+    x_t = torch.tensor(xs, requires_grad=True)                            # float64
+    (d_auto,) = torch.autograd.grad((torch.sin(x_t) * torch.exp(-x_t / 2)).sum(), x_t)
+    check.close(f"hand-derived f'(x) vs torch.autograd at x0 and {len(xs) - 1} random points",
+                df(xs), d_auto, atol=1e-13)   # |f'| < 5 here: float64 round-off ~1e-15
     check.close("forward-difference error slope ~ 1", slope(STEPS_H, errs["forward, float64"]),
                 1.0, atol=0.1)
     check.close("central-difference error slope ~ 2", slope(STEPS_H, errs["central, float64"]),
@@ -225,7 +231,7 @@ def main(args) -> dict:
     n = N_QUICK if run.quick else len(Xd)
     Xd = (Xd[:n] - Xd[:n].mean(0)) / Xd[:n].std(0)                      # standardise features
     yd = yd[:n]
-    data.announce(f"scikit-learn diabetes, {n} rows x 10 standardised features", real=True)
+    data.announce(f"scikit-learn diabetes, {n} rows x 10 standardised features", kind="bundled")
     w, b = rng.normal(size=Xd.shape[1]), 0.5
     gw, gb = loss_grad(Xd, yd, w, b)
     theta = np.append(w, b)                                               # (11,) all parameters

@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt
 HIDDEN = 16          # hidden units of the two-layer network
 LR = 0.2             # plain gradient-descent step size
 INIT_SCALE = 0.5     # std of the initial weights (divided by sqrt(fan-in))
+STEPS = 500          # full-batch gradient steps (one step = one pass over the 178 wines)
+QUICK_STEPS = 60     # --quick
 
 
 # --- 1. A computational graph you can draw -----------------------------------------
@@ -120,30 +122,53 @@ def draw_graph(ax, v, g):
 
 def main(args) -> dict:
     run = cli.start(args, __file__)
-    steps = args.epochs or (60 if run.quick else 500)     # full batch: one step = one epoch
     gen = torch.Generator().manual_seed(run.seed)
 
-    # 1. The one-neuron graph, by hand and by autograd (float64 on the CPU).
+    # 1. The one-neuron graph, by hand and by autograd (float64 on the CPU), for both labels:
+    # with y = 1 the (1 - y) terms vanish and with y = 0 the y terms do, so each label alone
+    # would let a mistake in the other half of dL/dp pass.
     inputs = {"x1": 1.5, "w1": -0.8, "x2": 0.5, "w2": 1.2, "b": 0.3}
-    v, g = neuron_forward_backward(**inputs, y=1.0)
-    t = {k: torch.tensor(val, dtype=torch.float64, requires_grad=True) for k, val in inputs.items()}
-    p_t = torch.sigmoid(t["w1"] * t["x1"] + t["w2"] * t["x2"] + t["b"])
-    torch.nn.functional.binary_cross_entropy(p_t, torch.tensor(1.0, dtype=torch.float64)).backward()
     names = list(inputs)
-    check.close("neuron: hand dL/d(x1, w1, x2, w2, b) vs torch.autograd",
-                [g[k] for k in names], [t[k].grad.item() for k in names], atol=1e-14)
-    check.close("neuron: dL/ds simplifies to p - y", g["s"], v["p"] - 1.0, atol=1e-14)
+    for label in (1.0, 0.0):
+        v, g = neuron_forward_backward(**inputs, y=label)
+        t = {k: torch.tensor(val, dtype=torch.float64, requires_grad=True)
+             for k, val in inputs.items()}
+        p_t = torch.sigmoid(t["w1"] * t["x1"] + t["w2"] * t["x2"] + t["b"])
+        loss_t = torch.nn.functional.binary_cross_entropy(p_t, torch.tensor(label,
+                                                                            dtype=torch.float64))
+        loss_t.backward()
+        check.close(f"neuron, y = {label:g}: loss and hand dL/d(x1, w1, x2, w2, b) vs torch",
+                    [v["L"]] + [g[k] for k in names],
+                    [loss_t.item()] + [t[k].grad.item() for k in names], atol=1e-14)
+        check.close(f"neuron, y = {label:g}: dL/ds simplifies to p - y", g["s"], v["p"] - label,
+                    atol=1e-14)
+    v, g = neuron_forward_backward(**inputs, y=1.0)             # the one drawn in the figure
 
     # 2. The two-layer network on wine (13 features, 3 cultivars).
     X_np, y_np = load_wine(return_X_y=True)                          # (178, 13), (178,)
     X_np = (X_np - X_np.mean(0)) / X_np.std(0)                       # standardise
-    data.announce("scikit-learn wine, 178 rows x 13 standardised features, 3 classes", real=True)
+    data.announce("scikit-learn wine, 178 rows x 13 standardised features, 3 classes",
+                  kind="bundled")
     X64, y = torch.tensor(X_np), torch.tensor(y_np)
     params = init_params(X64.shape[1], 3, gen, torch.float64, "cpu")
-    loss_hand, grads_hand = loss_and_grads(params, X64, y)
-    loss_ref, grads_ref = autograd_grads(params, X64, y)
+    # Check at a point where the biases are not 0, as they are at initialisation: there a
+    # forward pass that forgot a bias would still give the right numbers.
+    point = {**params, "b1": 0.5 * torch.randn(HIDDEN, generator=gen, dtype=torch.float64),
+             "b2": 0.5 * torch.randn(3, generator=gen, dtype=torch.float64)}
+    # Our forward pass against torch's layers. nn.Linear stores its weight as (out, in) and
+    # computes x W^T + b, so it receives our (in, out) matrices transposed.
+    layers = torch.nn.Sequential(torch.nn.Linear(13, HIDDEN), torch.nn.Tanh(),
+                                 torch.nn.Linear(HIDDEN, 3)).double()
+    with torch.no_grad():
+        for layer, W, b in ((layers[0], "W1", "b1"), (layers[2], "W2", "b2")):
+            layer.weight.copy_(point[W].T)
+            layer.bias.copy_(point[b])
+        check.close("MLP forward (logits) vs nn.Linear -> nn.Tanh -> nn.Linear (float64)",
+                    forward(point, X64)[1], layers(X64), atol=1e-13)
+    loss_hand, grads_hand = loss_and_grads(point, X64, y)
+    loss_ref, grads_ref = autograd_grads(point, X64, y)
     check.close("MLP loss by hand vs F.cross_entropy (float64)", loss_hand, loss_ref, atol=1e-14)
-    for k in params:
+    for k in point:
         check.close(f"MLP dL/d{k} by hand vs torch.autograd (float64)", grads_hand[k],
                     grads_ref[k], atol=1e-14)
 
@@ -156,7 +181,7 @@ def main(args) -> dict:
     mine = {k: p.float().to(dev) for k, p in params.items()}
     ref = {k: p.float().to(dev).requires_grad_() for k, p in params.items()}
     curves = {"hand gradients": [], "autograd": []}
-    for _ in range(steps):
+    for _ in range(run.steps):
         loss, grads = loss_and_grads(mine, Xd, yd)
         mine = {k: mine[k] - LR * grads[k] for k in mine}
         curves["hand gradients"].append(loss.item())
@@ -167,18 +192,24 @@ def main(args) -> dict:
                 p -= LR * p.grad
                 p.grad = None
         curves["autograd"].append(ref_loss.item())
-    print(f"train loss: {curves['hand gradients'][0]:.4f} -> {curves['hand gradients'][-1]:.4f} "
+    steps = len(curves["hand gradients"])                   # the steps really taken
+    final_loss = loss_and_grads(mine, Xd, yd)[0].item()     # after the last update
+    print(f"train loss: {curves['hand gradients'][0]:.4f} -> {final_loss:.4f} "
           f"after {steps} full-batch steps")
     # float32 round-off differs a little between the two routes and accumulates over steps;
     # 1e-4 is far below any real bug (a wrong gradient changes the weights at order 1e-1).
     for k in mine:
         check.close(f"after {steps} steps: {k} hand vs autograd training (float32, {dev.type})",
                     mine[k], ref[k], atol=1e-4)
-    check.less("train loss fell (last / first)", curves["hand gradients"][-1] /
-               curves["hand gradients"][0], 0.5)
+    # At this LR every full-batch step lowers the loss (the curve in the figure falls
+    # monotonically, seeds 0-4), so the check holds for any --steps; how far it falls is
+    # for the learner to watch.
+    check.less(f"train loss after {steps} steps vs before training", final_loss,
+               curves["hand gradients"][0])
     acc = (forward(mine, Xd)[1].argmax(1) == yd).float().mean().item()
     majority = np.bincount(y_np).max() / len(y_np)
-    check.greater(f"train accuracy vs majority-class baseline {majority:.3f}", acc, majority)
+    print(f"train accuracy {acc:.3f} (majority-class baseline {majority:.3f}); no test split: "
+          "this lesson checks gradients, not generalisation")
 
     fig, axes = plt.subplots(1, 2, figsize=(15, 5), gridspec_kw={"width_ratios": [2, 1]})
     draw_graph(axes[0], v, g)
@@ -187,12 +218,11 @@ def main(args) -> dict:
     axes[1].set(xlabel="step (full batch)", ylabel="cross-entropy", title="wine, 2-layer network")
     axes[1].legend()
     plot.save(fig, run, "backprop.png")
-    return cli.finish(run, {"steps": steps, "final_loss": curves["hand gradients"][-1],
-                            "train_acc": acc})
+    return cli.finish(run, {"steps": steps, "final_loss": final_loss, "train_acc": acc})
 
 
 def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
 
 
 if __name__ == "__main__":

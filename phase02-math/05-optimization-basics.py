@@ -13,8 +13,10 @@ import numpy as np
 import torch
 from sklearn.datasets import load_diabetes
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, cli, data, lessons, plot
 import matplotlib.pyplot as plt
+
+derivatives = lessons.load("02.03")   # central differences and the gradient-check tolerance
 
 H_EIGS = (10.0, 1.0)       # curvatures L and mu of the 2-D quadratic (condition number 10)
 H_ANGLE = 30.0             # degrees the quadratic's axes are rotated by
@@ -158,7 +160,7 @@ def main(args) -> dict:
     n = N_QUICK if run.quick else len(X)
     X = (X[:n] - X[:n].mean(0)) / X[:n].std(0)
     A, y = np.column_stack([np.ones(n), X]), y[:n]                     # (n, 11) with intercept
-    data.announce(f"scikit-learn diabetes, {n} rows x 10 standardised features", real=True)
+    data.announce(f"scikit-learn diabetes, {n} rows x 10 standardised features", kind="bundled")
     loss = lambda w: 0.5 * np.mean((A @ w - y) ** 2)                   # noqa: E731
     grad = lambda w: A.T @ (A @ w - y) / n                             # noqa: E731
     eig = np.linalg.eigvalsh(A.T @ A / n)
@@ -168,7 +170,7 @@ def main(args) -> dict:
     print(f"least squares: L = {L_lsq:.3f}, mu = {eig[0]:.4f}, condition number "
           f"{L_lsq / eig[0]:.0f}; 2/L = {2 / L_lsq:.4f}")
     check.true("least squares is convex (Hessian eigenvalues >= 0)", eig[0] >= 0,
-               f"smallest eigenvalue {eig[0]:.2e}")
+               f"smallest eigenvalue {eig[0]:.2e}", demo=True)   # numpy's eigvalsh of a Gram matrix
 
     # Run GD for every learning rate of the sweep at once: column j of W is the weight
     # vector trained with lr_j, so one matrix product per step serves them all.
@@ -199,6 +201,14 @@ def main(args) -> dict:
     ((1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2).backward()
     check.close("Rosenbrock gradient by hand vs torch.autograd", rosen_grad(np.array(ROSEN_START)),
                 p.grad, atol=1e-12)
+    # The Hessian sets the step-size limit 2/L below, so check it too: at the start and at
+    # the minimum (1, 1), the point whose L decides whether GD can settle.
+    for point in (ROSEN_START, (1.0, 1.0)):
+        H_ref = torch.autograd.functional.hessian(
+            lambda t: (1 - t[0]) ** 2 + 100 * (t[1] - t[0] ** 2) ** 2,
+            torch.tensor(point, dtype=torch.float64))
+        check.close(f"Rosenbrock Hessian by hand vs torch.autograd at {point}",
+                    rosen_hessian(point), H_ref, atol=1e-10)
     L_min = np.linalg.eigvalsh(rosen_hessian((1.0, 1.0)))[-1]
     print(f"Rosenbrock: L at the minimum = {L_min:.1f}, 2/L = {2 / L_min:.5f}")
     check.true("Rosenbrock is not convex: Hessian at (0, 1) has a negative eigenvalue",
@@ -216,7 +226,13 @@ def main(args) -> dict:
     check.greater(f"Rosenbrock, lr {above:g} > 2/L: distance to (1, 1)",
                   np.linalg.norm(rosen_paths[above][-1] - 1), 3e-2)
 
-    # 4. Convex vs non-convex in 1-D: two starts, two different valleys.
+    # 4. Convex vs non-convex in 1-D: two starts, two different valleys. First the hand
+    # derivative against lesson 03's central differences: the stationarity check below uses
+    # q' itself, so a wrong q' would pass it at the wrong points.
+    xq = np.linspace(-2, 2, 41)
+    rel = derivatives.relative_error(dq(xq), derivatives.central_diff(q, xq, 1e-6))
+    check.less("q'(x) by hand vs central differences on 41 points (relative error)", rel,
+               derivatives.GRAD_CHECK_TOL)
     q_runs = {x0: gradient_descent(dq, [x0], 0.02, 300)[:, 0] for x0 in (-2.0, 2.0)}
     ends = [xs[-1] for xs in q_runs.values()]
     check.close("both GD runs end at stationary points (q'(x) = 0)", dq(np.array(ends)),

@@ -21,8 +21,10 @@ import matplotlib.pyplot as plt
 TRUE_MU, TRUE_SIGMA = 3.0, 2.0      # the Gaussian the samples come from
 TRUE_P = 0.3                        # the coin's P(heads)
 N_QUICK, N_FULL = 500, 20_000       # Gaussian samples and coin flips
-PRIOR_A, PRIOR_B = 5.0, 5.0         # Beta(a, b) prior on the coin: "probably near 0.5"
-PRIOR_MU, PRIOR_TAU = 0.0, 0.5      # N(mu0, tau^2) prior on the Gaussian mean (sigma known)
+PRIOR_A, PRIOR_B = 4.0, 6.0         # Beta(a, b) prior on the coin: "probably near 0.4". a != b,
+                                    # so swapping the two in a formula cannot go unnoticed
+PRIOR_MU, PRIOR_TAU = 1.0, 0.5      # N(mu0, tau^2) prior on the Gaussian mean (sigma known);
+                                    # mu0 != 0, so a formula that drops the mu0 term is caught
 RIDGE_LAMBDA = 10.0                 # sigma^2 / tau^2 for the linear-regression prior
 DIABETES_QUICK = 150                # diabetes rows in --quick (the full run uses all 442)
 TOL64 = 1e-8     # closed form vs float64 optimiser: tight enough to tell n from n - 1 in sigma^2
@@ -142,8 +144,7 @@ def main(args) -> dict:
 
     # 1. Gaussian MLE.
     x = rng.normal(TRUE_MU, TRUE_SIGMA, size=n)
-    data.announce(f"generated: {n:,} Gaussian samples and coin flips; scikit-learn diabetes",
-                  real=True)
+    data.announce(f"{n:,} Gaussian samples and {n:,} coin flips (numpy)", kind="generated")
     mu_hat, sigma_hat = x.mean(), np.sqrt(np.mean((x - x.mean()) ** 2))
     mu_opt, log_sigma_opt = minimise(gaussian_nll(f64(x)), [f64(0.0), f64(0.0)], lr=0.05,
                                      steps=2500)
@@ -188,13 +189,23 @@ def main(args) -> dict:
     diabetes = load_diabetes()
     X, y = diabetes.data, diabetes.target                                  # (442, 10), (442,)
     rows = DIABETES_QUICK if run.quick else len(X)
+    data.announce(f"scikit-learn diabetes, {rows} rows x 10 standardised features",
+                  kind="bundled")
     X = (X[:rows] - X[:rows].mean(0)) / X[:rows].std(0)                   # (rows, 10)
-    y = y[:rows] - y[:rows].mean()          # centred: no intercept, so no prior on one
+    y_raw = y[:rows]
+    y = y_raw - y_raw.mean()                # centred: no intercept, so no prior on one
     w_mle, w_map = ridge_closed_form(X, y, 0.0), ridge_closed_form(X, y, RIDGE_LAMBDA)
     w_sk = Ridge(alpha=RIDGE_LAMBDA, fit_intercept=False).fit(X, y).coef_
     scale = np.abs(w_map).max()
     check.close("ridge closed form vs sklearn Ridge(alpha=lambda) (relative)", w_map / scale,
                 w_sk / scale, atol=1e-10)
+    # Why centring is allowed: with centred features the intercept decouples from w, so
+    # centring y gives the same weights as fitting an intercept that the prior leaves alone
+    # (sklearn never penalises its intercept_, which then equals mean(y)).
+    sk_int = Ridge(alpha=RIDGE_LAMBDA).fit(X, y_raw)
+    check.close("centred-y ridge vs Ridge with an (unpenalised) intercept on raw y: "
+                "(mean y, w) (relative)", np.append(y_raw.mean(), w_map) / np.abs(y_raw).max(),
+                np.append(sk_int.intercept_, sk_int.coef_) / np.abs(y_raw).max(), atol=1e-10)
     # Gradient descent on the per-sample objective (|y - Xw|^2 + lambda |w|^2) / (2 rows);
     # its Hessian is (X^T X + lambda I) / rows, and lr = 2/(L + mu) is the best fixed step
     # (lesson 05).
