@@ -2,10 +2,10 @@
 
 Goal: build an MLP from nn.Parameter tensors (no nn.Sequential, no nn.Linear), train it
       with an explicit loop, and see it solve XOR and two moons with curved boundaries.
-Run:  python phase04-mlp/02-mlp-basic.py            (about 3 s on a 2-core CPU)
+Run:  python phase04-mlp/02-mlp-basic.py            (12 s on a busy 2-core CPU)
       python phase04-mlp/02-mlp-basic.py --quick    (seconds, offline, used by the tests)
-Expect: XOR train acc 1.00; moons test acc 0.988 vs 0.882 for logistic regression (seed 0,
-        full; 0.976-0.996 over seeds 0-7); decision_boundaries.png shows the curved boundaries.
+Expect: XOR train acc 1.00; moons test acc 0.992 vs 0.882 for logistic regression (seed 0,
+        full; 0.984-0.996 over seeds 0-7); decision_boundaries.png shows the curved boundaries.
 """
 import math
 
@@ -21,11 +21,14 @@ import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless b
 
 HIDDEN = 32          # units per hidden layer: plenty for 2-D boundaries
 LR = 0.01            # Adam learning rate (full-batch: the data sets are tiny)
-STEPS = 1000         # full-batch steps (the epochs of this lesson); --quick uses fewer
+STEPS = 1000         # full-batch optimiser steps (each one sees every training point) ...
+QUICK_STEPS = 200    # ... and --quick
 MOONS_NOISE = 0.15   # std of the noise added to make_moons: the classes barely overlap
-N_TRAIN = 1000       # moons training points (--quick: 200)
+N_TRAIN = 1000       # moons training points ...
+QUICK_N_TRAIN = 200  # ... and --quick
 N_TEST = 500         # moons test points, the same in --quick
 TARGET_ACC = 0.95    # the syllabus' bar for moons test accuracy
+SIGMAS = 5           # statistical checks allow 5 standard errors
 
 
 class Linear(nn.Module):
@@ -105,16 +108,47 @@ def draw_boundary(ax, model, x, y, title):
     ax.set(title=title, aspect="equal")
 
 
-def main(args) -> dict:
-    run = cli.start(args, __file__)
-    steps = args.epochs or (200 if run.quick else STEPS)
-    data.announce("XOR truth table and sklearn make_moons (generated)", real=True)
+def check_layers(run):
+    """The scratch Linear and MLP against torch's own layers, on non-square shapes (a
+    transposed weight or a fan_out in place of fan_in cannot fit them)."""
+    # 1) The initial weights follow U(-1/sqrt(in), 1/sqrt(in)), as nn.Linear's do: for
+    #    U(-a, a) the mean is 0 and the std a/sqrt(3). The sample std of n uniform values
+    #    has a relative standard error sqrt(0.2/n) (uniform kurtosis 9/5), the mean a/sqrt(3n).
+    n_in, n_out = 300, 200
+    layer = Linear(n_in, n_out)
+    w = layer.weight.detach().double()
+    a = 1 / math.sqrt(n_in)
+    check.equal("scratch Linear weight shape is (out, in), as nn.Linear's",
+                tuple(w.shape), tuple(nn.Linear(n_in, n_out).weight.shape))
+    check.close("scratch Linear init: weight std vs 1/sqrt(3 fan_in)", w.std(), a / math.sqrt(3),
+                rtol=SIGMAS * math.sqrt(0.2 / w.numel()))
+    check.close("scratch Linear init: weight mean vs 0", w.mean(), 0.0,
+                atol=SIGMAS * a / math.sqrt(3 * w.numel()))
+    check.less("scratch Linear init: largest |weight| and |bias| vs 1/sqrt(fan_in)",
+               max(w.abs().max(), layer.bias.abs().max()), a, strict=False)
 
-    # The scratch layer must compute exactly what torch's own affine map computes.
-    layer = Linear(2, 3).to(run.device)
-    probe = torch.randn(5, 2, device=run.device)
+    # 2) Forward passes with the same weights: Linear vs F.linear, MLP vs nn.Sequential.
+    layer = Linear(5, 3).to(run.device)
+    probe = torch.randn(7, 5, device=run.device)
     check.close("scratch Linear vs F.linear (same weights)", layer(probe),
                 F.linear(probe, layer.weight, layer.bias), atol=1e-6)
+    net = MLP(n_in=5).to(run.device)
+    ref = nn.Sequential(nn.Linear(5, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN), nn.Tanh(),
+                        nn.Linear(HIDDEN, 1)).to(run.device)
+    with torch.no_grad():
+        for ours, theirs in zip((net.fc1, net.fc2, net.out), (ref[0], ref[2], ref[4])):
+            theirs.weight.copy_(ours.weight)
+            theirs.bias.copy_(ours.bias)
+    check.close("scratch MLP vs nn.Sequential(Linear, Tanh, ...) with the same weights",
+                net(probe), ref(probe).squeeze(-1), atol=1e-5)
+
+
+def main(args) -> dict:
+    run = cli.start(args, __file__)
+    steps = run.steps
+    data.announce("the XOR truth table and scikit-learn's make_moons (two noisy half circles)",
+                  kind="generated")
+    check_layers(run)
 
     # XOR: the four corners of the unit square, label = x1 xor x2.
     x_xor = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.float32, device=run.device)
@@ -126,7 +160,7 @@ def main(args) -> dict:
     check.equal("XOR: MLP classifies all four points", xor_acc, 1.0)
 
     # Moons: two interleaved half circles; a line cannot follow them, a hidden layer can.
-    x_tr, x_te, y_tr, y_te = moons(run, 200 if run.quick else N_TRAIN, N_TEST)
+    x_tr, x_te, y_tr, y_te = moons(run, QUICK_N_TRAIN if run.quick else N_TRAIN, N_TEST)
     net = MLP().to(run.device)
     losses = train(net, x_tr, y_tr, steps)
     train_acc, test_acc = accuracy(net, x_tr, y_tr), accuracy(net, x_te, y_te)
@@ -151,13 +185,13 @@ def main(args) -> dict:
     axes[2].set(xlabel="step", ylabel="BCE loss", yscale="log", title="training loss")
     axes[2].legend()
     plot.save(fig, run, "decision_boundaries.png")
-    return cli.finish(run, {"xor_acc": xor_acc, "moons_train_acc": train_acc,
+    return cli.finish(run, {"steps": len(losses), "xor_acc": xor_acc, "moons_train_acc": train_acc,
                             "moons_test_acc": test_acc, "logreg_test_acc": linear_acc,
                             "final_loss": losses[-1]})
 
 
 def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)  # --epochs: full-batch steps
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
 
 
 if __name__ == "__main__":

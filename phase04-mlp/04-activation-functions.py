@@ -20,6 +20,8 @@ NEG_SLOPE = 0.1      # LeakyReLU slope for x < 0 (torch's default is 0.01; 0.1 s
 GELU_C = 0.044715    # cubic coefficient of GELU's tanh approximation (Hendrycks & Gimpel)
 X_RANGE = 6.0        # plot and test on [-X_RANGE, X_RANGE] ...
 EXTREMES = [0.0, -30.0, 30.0, -1e3, 1e3]  # ... plus 0 (the kink) and values that overflow exp
+GRID = 2401          # grid points (a step of 0.005) ...
+QUICK_GRID = 241     # ... --quick: a step of 0.05
 
 
 def sigmoid(x):
@@ -82,8 +84,9 @@ def torch_derivative(fn, x):
 
 def main(args) -> dict:
     run = cli.start(args, __file__)
-    data.announce("a grid of inputs (no data set)", real=True)
-    n = 241 if run.quick else 2401
+    data.announce("an evenly spaced grid of inputs plus extreme values (no data set)",
+                  kind="generated")
+    n = QUICK_GRID if run.quick else GRID
     grid = torch.linspace(-X_RANGE, X_RANGE, n, dtype=torch.float64)
     x = torch.cat([grid, torch.tensor(EXTREMES, dtype=torch.float64)])  # float64 on CPU
 
@@ -138,7 +141,7 @@ def main(args) -> dict:
 
 
 def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)  # --epochs is accepted but unused here
+    return cli.parser(__doc__).parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ BATCH = 32           # random inputs pushed through each network (--quick: 16)
 NETS = 8             # independent random networks pooled for the statistics
 HE_BOUND = 3.0       # He + ReLU: every layer's mean square within this factor of layer 1's
 THEORY_RTOL = 0.05   # measured per-layer growth vs theory (finite width adds noise)
+FAN_IN, FAN_OUT = 1200, 300  # the matrix compared with torch.nn.init: far from square
+SIGMAS = 5           # statistical checks allow 5 standard errors
 
 
 # Each init returns a (fan_out, fan_in) weight matrix. `c` below is fan_in * Var(w): with
@@ -70,21 +72,27 @@ CONFIGS = [
 
 
 def check_against_torch_init():
-    """Our std formulas vs torch.nn.init (and nn.Linear's default) on a 1000 x 1000 matrix.
-    The sample std of 1e6 values is within ~0.1% of the true std, so 1% is generous."""
+    """Our std formulas vs torch.nn.init (and nn.Linear's default) on a FAN_OUT x FAN_IN
+    matrix. Not square: with fan_in == fan_out, an init that used the wrong one would pass.
+    The sample std of n values has a relative standard error of at most 1/sqrt(2n) (normal;
+    uniform: less), and each side has its own sample, so the tolerance is SIGMAS of the
+    difference's standard error: SIGMAS * sqrt(2 / (2n))."""
     gen = torch.Generator().manual_seed(12345)   # not the global seed: independent samples
     pairs = {
         "Xavier normal vs nn.init.xavier_normal_":
             (xavier_normal, lambda w: nn.init.xavier_normal_(w)),
         "He normal vs nn.init.kaiming_normal_(relu)":
             (he_normal, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
-        "nn.Linear default vs nn.Linear(1000, 1000).weight":
-            (linear_default, lambda w: w.copy_(nn.Linear(1000, 1000).weight)),
+        f"nn.Linear default vs nn.Linear({FAN_IN}, {FAN_OUT}).weight":
+            (linear_default, lambda w: w.copy_(nn.Linear(FAN_IN, FAN_OUT).weight)),
     }
+    rtol = SIGMAS * math.sqrt(2 / (2 * FAN_IN * FAN_OUT))
     for name, (ours, ref) in pairs.items():
+        w = ours(FAN_OUT, FAN_IN, gen)
         with torch.no_grad():
-            ref_std = ref(torch.empty(1000, 1000)).std()
-        check.close(f"std: {name}", ours(1000, 1000, gen).std(), ref_std, rtol=0.01)
+            ref_w = ref(torch.empty(FAN_OUT, FAN_IN))    # torch's layout: (out, in)
+        check.equal(f"shape (fan_out, fan_in): {name}", tuple(w.shape), tuple(ref_w.shape))
+        check.close(f"std: {name}", w.std(), ref_w.std(), rtol=rtol)
 
 
 def run_stack(init, act, depth, width, batch, device, seed):
@@ -126,7 +134,7 @@ def drawable(values):
 
 def main(args) -> dict:
     run = cli.start(args, __file__)
-    data.announce("random N(0, 1) inputs (no data set)", real=True)
+    data.announce("random N(0, 1) inputs and random weights (no data set)", kind="generated")
     depth, width, batch = (20, 128, 16) if run.quick else (DEPTH, WIDTH, BATCH)
     check_against_torch_init()
 
@@ -180,7 +188,7 @@ def main(args) -> dict:
 
 
 def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)  # --epochs is accepted but unused here
+    return cli.parser(__doc__).parse_args(argv)
 
 
 if __name__ == "__main__":

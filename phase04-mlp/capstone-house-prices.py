@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
@@ -35,11 +36,14 @@ HIDDEN = (128, 128, 64)  # MLP hidden sizes
 LR = 1e-3            # Adam learning rate
 WEIGHT_DECAY = 1e-4  # AdamW decoupled decay (lesson 08)
 BATCH = 256          # examples per step
-EPOCHS = 200         # upper bound; early stopping ends sooner
+EPOCHS = 200         # upper bound; early stopping ends sooner ...
+QUICK_EPOCHS = 8     # ... --quick: too few for early stopping to act
 PATIENCE = 15        # stop after this many epochs without a better validation loss
 TARGET = 0.15        # full-mode target on real data: MLP RMSE <= (1 - TARGET) * linear RMSE
-REPEATS = 10         # permutation-importance shuffles per feature (--quick: 5)
-STANDIN_ROWS = 20640  # the real data set's size; --quick uses 1500
+REPEATS = 10         # permutation-importance shuffles per feature ...
+QUICK_REPEATS = 5    # ... and --quick
+STANDIN_ROWS = 20640  # the real data set's size ...
+QUICK_STANDIN_ROWS = 1500  # ... --quick
 CITIES = [(34.05, -118.25), (37.77, -122.42), (32.72, -117.16), (38.58, -121.49)]  # LA, SF,
 #  San Diego, Sacramento: (latitude, longitude) centres of the stand-in's price clusters
 
@@ -81,13 +85,14 @@ def load(run):
         real = data.california_housing(offline=run.offline)
         if real is not None:
             X, y = real
-            data.announce(f"California housing ({len(X)} block groups, target in $100k)",
-                          real=True)
+            data.announce(f"California housing (scikit-learn's copy of the 1990 census table; "
+                          f"{len(X)} block groups, target in $100k)", kind="downloaded")
             return X[FEATURES], y, True
-    n = 1500 if run.quick else STANDIN_ROWS
+    n = QUICK_STANDIN_ROWS if run.quick else STANDIN_ROWS
     X, y = synthetic_housing(n, np.random.default_rng(run.seed))
     data.announce(f"SYNTHETIC housing table ({n} rows, California's 8 feature names, an "
-                  "invented non-linear price)", real=False, stand_in_for="California housing")
+                  "invented non-linear price)", kind="generated",
+                  stand_in_for="California housing")
     print("!! SYNTHETIC DATA: every RMSE below is about the stand-in, not California !!")
     return X, y, False
 
@@ -127,8 +132,8 @@ def permutation_rmse_increase(predict, X, y, repeats, rng):
 
 def main(args) -> dict:
     run = cli.start(args, __file__)
-    epochs = args.epochs or (8 if run.quick else EPOCHS)
-    repeats = 5 if run.quick else REPEATS
+    epochs = run.epochs
+    repeats = QUICK_REPEATS if run.quick else REPEATS
     X, y, real = load(run)
 
     # Rooms, bedrooms, population and occupancy have long right tails (a few blocks are
@@ -145,8 +150,7 @@ def main(args) -> dict:
     print(f"rows: train {len(X_tr)}, validation {len(X_val)}, test {len(X_te)}")
 
     mean_rmse = rmse(np.full(len(y_te), y_mean), y_te)          # predict the training mean
-    linear = LinearRegression().fit(X_tr_s, y_tr)
-    linear_rmse = rmse(linear.predict(X_te_s), y_te)
+    linear = LinearRegression().fit(X_tr_s, y_tr)               # nothing to tune: no validation
 
     # The MLP learns the standardised target; predictions are mapped back to $100k.
     to_t = lambda a: torch.tensor(a, dtype=torch.float32)       # noqa: E731
@@ -161,7 +165,10 @@ def main(args) -> dict:
                         val_loader=val_loader, patience=PATIENCE, checkpoint=ckpt)
     best = train.load_checkpoint(ckpt.with_name("mlp-best.pt"), map_location=run.device)
     train.restore_model(model, best["model"])                   # weights of the best val epoch
-    print(f"best validation epoch: {best['epoch']} of {len(history['epoch'])} run")
+    epochs_run = len(history["epoch"])
+    stopped_early = "stopped_early" in history
+    print(f"best validation epoch: {best['epoch']} of {epochs_run} run"
+          + (f" (early stopping; the bound was {epochs})" if stopped_early else ""))
 
     @torch.no_grad()
     def mlp_predict(X_scaled):
@@ -169,12 +176,16 @@ def main(args) -> dict:
         out = model(to_t(X_scaled).to(run.device)).cpu().numpy()
         return out * y_std + y_mean
 
-    mlp_rmse = rmse(mlp_predict(X_te_s), y_te)
+    # The test split, once: the MLP (its epoch chosen on validation) and the linear baseline.
+    pred_te = {"linear regression": linear.predict(X_te_s), "MLP": mlp_predict(X_te_s)}
+    linear_rmse, mlp_rmse = rmse(pred_te["linear regression"], y_te), rmse(pred_te["MLP"], y_te)
     gain = 1 - mlp_rmse / linear_rmse
     print(f"test RMSE ($100k): predict-the-mean {mean_rmse:.4f} | linear regression "
           f"{linear_rmse:.4f} | MLP {mlp_rmse:.4f}  (MLP {gain:.1%} below linear)"
           + ("" if real else "  [SYNTHETIC stand-in]"))
 
+    check.close("our rmse vs sqrt(sklearn mean_squared_error), MLP test predictions", mlp_rmse,
+                np.sqrt(mean_squared_error(y_te, pred_te["MLP"])), atol=1e-9)
     check.less("MLP training loss fell", history["train_loss"][-1], history["train_loss"][0])
     check.less("linear regression RMSE vs predict-the-mean", linear_rmse, mean_rmse)
     check.less("MLP RMSE vs predict-the-mean", mlp_rmse, mean_rmse)
@@ -203,13 +214,12 @@ def main(args) -> dict:
         f"{FEATURES[j]} {imp_mlp[j]:.3f} | {imp_lin[j]:.3f}" for j in order))
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    for ax, (name, pred) in zip(axes, (("linear regression", linear.predict(X_te_s)),
-                                       ("MLP", mlp_predict(X_te_s)))):
+    for ax, (name, pred) in zip(axes, pred_te.items()):
         ax.scatter(pred, y_te - pred, s=4, alpha=0.3)
         ax.axhline(0, color="k", lw=1)
         ax.set(xlabel="predicted value ($100k)", title=f"{name}: test RMSE {rmse(pred, y_te):.3f}")
     axes[0].set_ylabel("residual = actual - predicted")
-    fig.suptitle("residuals" + ("" if real else " (SYNTHETIC stand-in data)"))
+    fig.suptitle("residuals on the test split" + ("" if real else " (stand-in data)"))
     plot.save(fig, run, "residuals.png")
 
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -221,17 +231,18 @@ def main(args) -> dict:
     ax.set_yticks(pos, [FEATURES[j] for j in order])
     ax.invert_yaxis()
     ax.set(xlabel="test RMSE rise when the feature is shuffled ($100k)",
-           title="permutation importance" + ("" if real else " (SYNTHETIC stand-in)"))
+           title="permutation importance" + ("" if real else " (stand-in data)"))
     ax.legend()
     plot.save(fig, run, "importance.png")
     return cli.finish(run, {"real_data": real, "rmse_mean_baseline": mean_rmse,
                             "rmse_linear": linear_rmse, "rmse_mlp": mlp_rmse,
                             "mlp_gain_over_linear": gain, "best_epoch": best["epoch"],
-                            "epochs_run": len(history["epoch"])})
+                            "epochs": epochs_run, **({"stopped_early": True} if stopped_early
+                                                     else {})})
 
 
 def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)  # --epochs: upper bound (default 200)
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
 
 
 if __name__ == "__main__":
