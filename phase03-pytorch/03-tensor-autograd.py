@@ -114,13 +114,31 @@ class BrokenSoftplus(StableSoftplus):
         return torch.sigmoid(x)
 
 
+def vjp_by_finite_differences(fn, x, v):
+    """v . dfn/dx by central differences, one input element at a time (float64):
+    d/dx_i [v . fn(x)] ~ v . (fn(x + h e_i) - fn(x - h e_i)) / 2h. What gradcheck does, spelled out.
+    (Subtract before the dot product: summing first would add the rounding of the whole sum.)"""
+    x = x.detach()
+    return torch.stack([(v * (fn(x + FD_STEP * e) - fn(x - FD_STEP * e))).sum() / (2 * FD_STEP)
+                        for e in torch.eye(len(x), dtype=x.dtype)])
+
+
 def custom_function(run, n):
     print("\n-- a custom autograd.Function")
     # gradcheck compares the backward with finite differences; it needs float64 (on the CPU).
-    x64 = torch.randn(n, dtype=torch.float64, requires_grad=True,
-                      generator=torch.Generator().manual_seed(run.seed))
-    passed = torch.autograd.gradcheck(StableSoftplus.apply, (x64,), eps=1e-6, atol=1e-5)
+    g = torch.Generator().manual_seed(run.seed)
+    x64 = (3 * torch.randn(n, dtype=torch.float64, generator=g)).requires_grad_()  # both signs
+    # raise_exception=False: a wrong backward then fails this check instead of crashing.
+    passed = torch.autograd.gradcheck(StableSoftplus.apply, (x64,), eps=1e-6, atol=1e-5,
+                                      raise_exception=False)
     check.true("gradcheck(StableSoftplus)", passed, "passed (analytic vs numerical Jacobian)")
+    # The same test by hand, with a random upstream gradient v (not all ones, which would
+    # hide a backward that forgets to multiply by grad_out): backward gives v . J.
+    v = torch.randn(n, dtype=torch.float64, generator=g)
+    (vjp,) = torch.autograd.grad(StableSoftplus.apply(x64), x64, grad_outputs=v)
+    # Error of the differences: rounding ~ eps |f| |v| / h ~ 1e-9 here, truncation ~ h^2 ~ 1e-12.
+    check.close("StableSoftplus backward(v) vs central differences of v . f(x)", vjp,
+                vjp_by_finite_differences(StableSoftplus.apply, x64, v), atol=1e-7)
     check.raises("gradcheck catches a wrong backward", GradcheckError,
                  torch.autograd.gradcheck, lambda t: BrokenSoftplus.apply(t) * 3, (x64,),
                  eps=1e-6, atol=1e-5)

@@ -5,7 +5,7 @@ Goal: build a torchvision transforms v2 pipeline that moves boxes together with 
       survive augmentation and that seeded runs repeat.
 Run:  python phase03-pytorch/08-data-augmentation.py            (about 18 s on a 2-core CPU, imports included)
       python phase03-pytorch/08-data-augmentation.py --quick    (seconds, offline, used by the tests)
-Expect: "[check] MixUp: scratch lam*x + (1-lam)*x.roll(1) vs v2.MixUp: max |diff| 0" (lambda 0.864);
+Expect: "[check] mixup images vs v2.MixUp: max |diff| 0" (lambda 0.864), CutMix images equal;
         figures augmentation_grid.png (one photo, many views, box following) and mixup_cutmix.png.
 """
 import time
@@ -62,13 +62,42 @@ def load_photo():
     return img, boxes
 
 
+# ---- the augmentations written by hand, checked against torchvision below ------------------
+
+def hflip(img, boxes):
+    """Mirror left-right. Pixel column c goes to W - 1 - c: reverse the last axis. Box
+    coordinates are edges between pixels (0..W), so an edge at x goes to W - x, and the left
+    edge x1 becomes the right one: (x1, y1, x2, y2) -> (W - x2, y1, W - x1, y2)."""
+    W = img.shape[-1]
+    x1, y1, x2, y2 = torch.as_tensor(boxes).unbind(-1)             # each (N,)
+    return img.flip(-1), torch.stack([W - x2, y1, W - x1, y2], dim=-1)  # (C, H, W), (N, 4)
+
+
+def mixup(x, onehot, lam):
+    """MixUp: each example blended with its neighbour in the batch (x.roll(1)), the labels the
+    same way: one lambda for the whole batch, as torchvision does."""
+    mixed = lam * x + (1 - lam) * x.roll(1, 0)                      # (B, C, H, W)
+    soft = lam * onehot + (1 - lam) * onehot.roll(1, 0)             # (B, classes)
+    return mixed, soft
+
+
+def cutmix(x, onehot, box):
+    """CutMix: paste the neighbour's pixels inside box = (x1, y1, x2, y2) into each image;
+    each label keeps the weight of the area that is still its own, 1 - box area / image area."""
+    x1, y1, x2, y2 = box
+    H, W = x.shape[-2:]
+    mixed = x.clone()
+    mixed[..., y1:y2, x1:x2] = x.roll(1, 0)[..., y1:y2, x1:x2]     # rows are y, columns x
+    lam = 1 - (x2 - x1) * (y2 - y1) / (H * W)
+    return mixed, lam * onehot + (1 - lam) * onehot.roll(1, 0)
+
+
 def check_flip(img, boxes):
     print("\n-- a horizontal flip by hand vs v2.RandomHorizontalFlip(p=1)")
     out_img, out_boxes = v2.RandomHorizontalFlip(p=1.0)(img, boxes)
-    W = img.shape[-1]
-    x1, y1, x2, y2 = boxes[0].tolist()
-    check.equal("image: flip the last axis", out_img, img.flip(-1))
-    check.equal("box: x -> W - x (and swap x1, x2)", out_boxes[0].tolist(), [W - x2, y1, W - x1, y2])
+    ours_img, ours_boxes = hflip(img, boxes)
+    check.equal("hflip image vs v2 (reverse the last axis)", ours_img, out_img)
+    check.equal("hflip box vs v2 (x -> W - x, x1 and x2 swap)", ours_boxes, out_boxes.as_subclass(torch.Tensor))
 
 
 def check_pipeline(run, img, boxes):
@@ -81,7 +110,8 @@ def check_pipeline(run, img, boxes):
         if out["class_id"] != 3 or len(out["labels"]) != len(out["boxes"]):
             break
         kept.append(len(out["boxes"]))
-    check.equal("20 draws: class label untouched, one label per surviving box", len(kept), 20)
+    # What torchvision's pipeline does with our sample: demonstrations, not counted as our checks.
+    check.equal("20 draws: class label untouched, one label per surviving box", len(kept), 20, demo=True)
     print(f"  the box survived {sum(kept)} of 20 random crops (SanitizeBoundingBoxes removes boxes "
           "cropped away, and their labels)")
     torch.manual_seed(run.seed)
@@ -90,8 +120,8 @@ def check_pipeline(run, img, boxes):
     b = augment(aug, img, boxes)["image"]
     torch.manual_seed(run.seed + 1)
     c = augment(aug, img, boxes)["image"]
-    check.equal("same seed -> same augmented image", a, b)
-    check.true("another seed -> another image", not torch.equal(a, c), "images differ")
+    check.equal("same seed -> same augmented image", a, b, demo=True)
+    check.true("another seed -> another image", not torch.equal(a, c), "images differ", demo=True)
 
 
 def load_digit_batch(run):
@@ -103,33 +133,40 @@ def load_digit_batch(run):
     return x, torch.tensor(digits.target[idx.numpy()])
 
 
+def pasted_box(before, after):
+    """(x1, y1, x2, y2) of the region where `after` differs from `before` ((H, W) images),
+    or an empty box when nothing was pasted."""
+    rows = (after != before).any(1).nonzero().squeeze(1)
+    cols = (after != before).any(0).nonzero().squeeze(1)
+    if len(rows) == 0:
+        return 0, 0, 0, 0
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def check_mixing(run, x, y):
     print("\n-- MixUp and CutMix: scratch vs torchvision")
+    onehot = F.one_hot(y, 10).float()
     torch.manual_seed(run.seed)
     mixed, soft = v2.MixUp(alpha=ALPHA, num_classes=10)(x, y)     # soft: (B, 10)
-    i = int((y != y.roll(1)).nonzero()[0])                        # a row whose partner has another class
-    lam = soft[i, y[i]].item()                                    # read lambda off the soft label
-    onehot = F.one_hot(y, 10).float()
-    # MixUp pairs each image with its neighbour in the batch (x.roll(1)), same lambda for all.
-    check.close("MixUp: scratch lam*x + (1-lam)*x.roll(1) vs v2.MixUp", mixed,
-                lam * x + (1 - lam) * x.roll(1, 0), atol=1e-6)
-    check.close("MixUp labels = lam*onehot(y) + (1-lam)*onehot(y.roll(1))", soft,
-                lam * onehot + (1 - lam) * onehot.roll(1, 0), atol=1e-6)
-    # CutMix pastes a box from the partner. To see the box, replay the same random draws on
-    # images that are constant (image k filled with k): pasted pixels then carry another value.
+    # torchvision draws lambda inside; read it off a row whose partner has another class.
+    i = int((y != y.roll(1)).nonzero()[0])
+    lam = soft[i, y[i]].item()
+    ours, ours_soft = mixup(x, onehot, lam)
+    check.close("mixup images vs v2.MixUp", ours, mixed, atol=1e-6)
+    check.close("mixup labels vs v2.MixUp", ours_soft, soft, atol=1e-6)
+    # CutMix draws a box. To see it, replay the same random draws on images that are constant
+    # (image k filled with k): pasted pixels then carry another value.
     torch.manual_seed(run.seed)
     cut, cut_soft = v2.CutMix(alpha=ALPHA, num_classes=10)(x, y)
     ids = torch.arange(len(y), dtype=torch.float32).view(-1, 1, 1, 1).expand_as(x).clone()
     torch.manual_seed(run.seed)
     ids_cut, _ = v2.CutMix(alpha=ALPHA, num_classes=10)(ids, y)
-    pasted = ids_cut[0, 0] != ids[0, 0]                           # (H, W) True inside the box
-    share = pasted.float().mean().item()
-    check.equal("CutMix: scratch where(box, x.roll(1), x) vs v2.CutMix", cut,
-                torch.where(pasted, x.roll(1, 0), x))
-    lam_cut = (cut_soft * onehot)[y != y.roll(1)].sum(1)         # weight left on each image's own class
-    check.close("CutMix label weight on own class = 1 - pasted area", lam_cut,
-                torch.full_like(lam_cut, 1 - share), atol=1e-6)
-    check.close("mixed labels still sum to 1", cut_soft.sum(1), torch.ones(len(y)), atol=1e-6)
+    box = pasted_box(ids[0, 0], ids_cut[0, 0])
+    ours_cut, ours_cut_soft = cutmix(x, onehot, box)
+    check.equal(f"cutmix images (box {box}) vs v2.CutMix", ours_cut, cut)
+    check.close("cutmix labels (weight 1 - box area) vs v2.CutMix", ours_cut_soft, cut_soft, atol=1e-6)
+    check.close("cutmix labels still sum to 1", ours_cut_soft.sum(1), torch.ones(len(y)), atol=1e-6)
+    share = (box[2] - box[0]) * (box[3] - box[1]) / (x.shape[-1] * x.shape[-2])
     print(f"  MixUp lambda {lam:.3f}; CutMix pasted a box covering {share:.1%} of each image")
     return (mixed, soft, lam), (cut, cut_soft)
 
@@ -179,7 +216,8 @@ def throughput(img, boxes, n):
 
 def main(args) -> dict:
     run = cli.start(args, __file__)
-    data.announce("scikit-learn's bundled china.jpg photo and 8x8 digits", real=True)
+    data.announce("china.jpg sample photo and the 8x8 handwritten digits, both shipped with scikit-learn",
+                  kind="bundled")
     img, boxes = load_photo()
     check_flip(img, boxes)
     check_pipeline(run, img, boxes)

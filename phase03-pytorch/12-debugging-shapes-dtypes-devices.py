@@ -6,8 +6,10 @@ Goal: plant the errors every PyTorch programmer meets (shape, dtype, device, sil
 Run:  python phase03-pytorch/12-debugging-shapes-dtypes-devices.py            (about 5 s on a 2-core CPU, imports included)
       python phase03-pytorch/12-debugging-shapes-dtypes-devices.py --quick    (seconds, offline, used by the tests)
 Expect: one "[check] bug: ... raised <Error>: <message>" and one "[check] fix: ..." line per planted
-        bug; on a GPU also the real cross-device error. The shape tracer names the failing layer.
+        bug; on a GPU also the real cross-device error. The shape tracer names the failing layer, or
+        says "(between layers)" when the error comes from forward()'s own code (a bad view).
 """
+import math
 import warnings
 
 import numpy as np
@@ -64,8 +66,8 @@ def shape_bugs(dev):
     plant("(B, 1) predictions vs (B,) targets: silent broadcasting", "the loss broadcasts (B, 1) against "
           f"(B,) to (B, B) and averages {B * B} differences instead of {B}; torch only warns - treat the "
           "warning as an error", UserWarning, warned(lambda: F.mse_loss(pred, target)),
-          lambda: F.mse_loss(pred.squeeze(1), target).item() == ((pred.squeeze(1) - target) ** 2).mean().item(),
-          True)
+          lambda: math.isclose(F.mse_loss(pred.squeeze(1), target).item(),
+                               ((pred.squeeze(1) - target) ** 2).mean().item(), rel_tol=1e-6), True)
     wide = torch.randn(4, 5, device=dev).t()                          # (5, 4), not contiguous
     plant("view() on a transposed tensor", "view needs memory laid out in the new order; use "
           "reshape (copies if needed) or .contiguous().view", RuntimeError, lambda: wide.view(20),
@@ -148,9 +150,23 @@ class SmallCNN(nn.Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
+class ViewInForward(nn.Module):
+    """The same mistake made by a view() in forward(): no layer fails, the code between them does."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Linear(16 * 7 * 7, CLASSES)
+
+    def forward(self, x):                       # x: (B, 1, 28, 28)
+        h = self.features(x)                    # (B, 16, 14, 14)
+        return self.classifier(h.view(len(h), 16 * 7 * 7))  # 3136 values per row, not 784: fails
+
+
 def trace_shapes(model, x):
-    """Print each leaf module's input -> output shape; return the name of the module that failed."""
-    last = {}
+    """Print each leaf module's input -> output shape; return the name of the module that failed
+    (None when nothing failed)."""
+    last = {"name": None, "shape": None}    # the leaf module running now; None between leaves
 
     def before(name):
         def hook(module, inputs):
@@ -166,14 +182,18 @@ def trace_shapes(model, x):
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
     handles = [h for n, m in leaves for h in (m.register_forward_pre_hook(before(n)),
                                               m.register_forward_hook(after(n)))]
+    failed = None
     try:
         model(x)
     except RuntimeError as err:
-        print(f"   {last['name']:12s} {str(last['shape']):18s} -> ERROR: {str(err).splitlines()[0]}")
+        # No leaf running: the error came from forward() itself, e.g. a reshape between layers.
+        failed = last["name"] or "(between layers)"
+        shape = str(last["shape"]) if last["name"] else ""
+        print(f"   {failed:12s} {shape:18s} -> ERROR: {str(err).splitlines()[0]}")
     finally:
         for h in handles:
             h.remove()
-    return last["name"]
+    return failed
 
 
 def tracer(dev):
@@ -184,6 +204,9 @@ def tracer(dev):
     print("   the classifier wants 16*7*7 = 784 features: one more 2x2 pooling (28 -> 14 -> 7) fixes it")
     fixed = trace_shapes(SmallCNN(pools=2).to(dev), x)
     check.equal("with two poolings nothing fails", fixed, None)
+    print("   the same mistake in forward() itself, a view() between two layers:")
+    check.equal("the tracer blames the code between layers, not the last layer that ran",
+                trace_shapes(ViewInForward().to(dev), x), "(between layers)")
 
 
 def main(args) -> dict:
