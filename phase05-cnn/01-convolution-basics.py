@@ -1,13 +1,13 @@
 """01 - Convolution from loops to im2col (phase 05, week 6)
 
 Goal: write conv2d twice, as plain nested loops and as im2col + one matrix multiply, prove
-      both equal F.conv2d across stride, padding, dilation and groups, and see what a few
-      hand-made kernels do to a photo.
+      both equal F.conv2d across stride, padding, dilation and groups (with a non-square 3x2
+      kernel and 4 -> 8 channels), and see what a few hand-made kernels do to a photo.
 Run:  python phase05-cnn/01-convolution-basics.py            (more configurations; about 2 s on a 2-core CPU)
       python phase05-cnn/01-convolution-basics.py --quick    (seconds, offline, used by the tests)
 Expect: "[check] im2col conv vs F.conv2d  s=(2, 1) p=(1, 0) d=(1, 2) g=1: max |diff| ~4e-15";
         the output-size formula matches F.conv2d's shape for every one of a few hundred
-        settings; im2col runs a few times slower than F.conv2d and thousands of times faster
+        settings; im2col runs several times slower than F.conv2d and thousands of times faster
         than the loops; figures kernels.png (edges, blur, stride, dilation) and im2col.png.
 """
 import time
@@ -29,7 +29,10 @@ CONFIGS = [
     (1, 1, 1, 4),                  # groups == channels: a depthwise convolution (lesson 09)
 ]
 MORE_CONFIGS = [(3, 2, 1, 1), ((1, 2), (2, 1), (2, 1), 2), (2, 1, 3, 4)]  # full run only
-C_IN, C_OUT, K = 4, 8, 3           # channels and kernel size of the comparison tensors
+C_IN, C_OUT = 4, 8                 # channels of the comparison tensors: in != out, so a
+                                   # transposed weight or a swapped channel axis cannot pass
+KH, KW = 3, 2                      # a non-square kernel: a kernel-height/width mix-up fails
+K = 3                              # the square 3x3 kernel of the speed comparison
 LOOP_HW = (6, 7)                   # the loops are slow: tiny, non-square images only
 IM2COL_HW = (13, 11)               # im2col is fast: a larger, odd, non-square image
 TOL = 1e-10                        # float64 on both sides: only rounding differs
@@ -118,7 +121,7 @@ def compare_with_torch(configs):
     """Loops (tiny input) and im2col (larger input) against F.conv2d, in float64 on the CPU."""
     for stride, padding, dilation, groups in configs:
         tag = f" s={pair(stride)} p={pair(padding)} d={pair(dilation)} g={groups}"
-        w = torch.randn(C_OUT, C_IN // groups, K, K, dtype=torch.float64)
+        w = torch.randn(C_OUT, C_IN // groups, KH, KW, dtype=torch.float64)
         b = torch.randn(C_OUT, dtype=torch.float64)
         for name, fn, hw in [("loops", conv2d_loops, LOOP_HW), ("im2col", conv2d_im2col, IM2COL_HW)]:
             x = torch.randn(2, C_IN, *hw, dtype=torch.float64)
@@ -177,7 +180,7 @@ def speed(run):
 def figure_kernels(run):
     """Hand-made kernels applied to a photo with our im2col convolution."""
     photo = torch.tensor(load_sample_image("china.jpg"), dtype=torch.float32).mean(-1) / 255
-    data.announce("scikit-learn's bundled sample photo china.jpg (427x640, grayscale)", real=True)
+    data.announce("scikit-learn's sample photo china.jpg (427x640, grayscale)", kind="bundled")
     img = photo[::3, ::3][None, None].to(run.device)            # (1, 1, 143, 214)
     sobel_x = torch.tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]])
     kernels = {"Sobel x (vertical edges)": sobel_x, "Sobel y (horizontal edges)": sobel_x.T,
@@ -236,19 +239,21 @@ def main(args) -> dict:
 
     print("--- 2. im2col is F.unfold, written out")
     x = torch.randn(2, C_IN, *IM2COL_HW, dtype=torch.float64)
-    check.equal("our im2col vs F.unfold (s=2, p=1, d=2)", im2col(x, K, K, 2, 1, 2),
-                F.unfold(x, K, dilation=2, padding=1, stride=2))
+    check.equal(f"our im2col vs F.unfold ({KH}x{KW} kernel, s=(2, 1), p=(1, 0), d=(2, 1))",
+                im2col(x, KH, KW, (2, 1), (1, 0), (2, 1)),
+                F.unfold(x, (KH, KW), dilation=(2, 1), padding=(1, 0), stride=(2, 1)))
 
     print(f"--- 3. loops and im2col vs F.conv2d over {len(configs)} settings (float64, CPU)")
     compare_with_torch(configs)
 
     print("--- 4. autograd through im2col gives torch's input gradient (the 'transposed conv')")
     x = torch.randn(2, C_IN, *IM2COL_HW, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(C_OUT, C_IN // 2, K, K, dtype=torch.float64)
+    w = torch.randn(C_OUT, C_IN // 2, KH, KW, dtype=torch.float64)
     g_out = torch.randn(2, C_OUT, 7, 6, dtype=torch.float64)      # the shape for s=2, p=1, d=1
     ours, = torch.autograd.grad(conv2d_im2col(x, w, stride=2, padding=1, groups=2), x, g_out)
     ref, = torch.autograd.grad(F.conv2d(x, w, stride=2, padding=1, groups=2), x, g_out)
-    check.close("d(conv)/dx: im2col vs F.conv2d (s=2, p=1, g=2)", ours, ref, atol=TOL)
+    check.close(f"d(conv)/dx: im2col vs F.conv2d ({KH}x{KW} kernel, s=2, p=1, g=2)", ours, ref,
+                atol=TOL)
 
     print("--- 5. speed")
     metrics = speed(run)

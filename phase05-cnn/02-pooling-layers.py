@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_sample_image
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, cli, data, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 # Window settings compared with torch: (kernel, stride, padding, ceil_mode).
@@ -23,18 +23,24 @@ CONFIGS = [
     (2, 2, 0, False),      # the classic 2x2 / stride 2 halving
     (3, 2, 1, False),      # overlapping windows with padding (ResNet's stem max-pool)
     (3, 2, 0, True),       # ceil_mode keeps a last, partial window (GoogLeNet's pools)
+    (2, 3, 1, True),       # ceil_mode where torch drops a window that would start in the
+                           # right padding: W = 11 gives 4 outputs, not 5 (out_size's rule)
 ]
 MORE_CONFIGS = [(3, 1, 1, False), (4, 3, 2, True), (5, 2, 2, False)]  # full run only
 ADAPTIVE = [((7, 10), (3, 4)), ((5, 5), (3, 3)), ((4, 6), (6, 4))]  # (input HW, output HW)
 SHAPE = (2, 3, 9, 11)      # (B, C, H, W): odd, non-square, so H/W mix-ups show
 TOL = 1e-12                # float64: averaging only reorders additions
 
+conv = lessons.load("05.01")   # lesson 01: the output-size formula, im2col
+
 
 def out_size(n, k, s, p, ceil_mode=False):
-    """Pooling output length; ceil_mode rounds up, but a window may not start in the right padding."""
-    span = n + 2 * p - k
-    out = (math.ceil(span / s) if ceil_mode else span // s) + 1
-    if ceil_mode and (out - 1) * s >= n + p:
+    """Pooling output length: lesson 01's convolution formula (a window is a kernel without
+    weights). ceil_mode rounds up instead, but a window may not start in the right padding."""
+    if not ceil_mode:
+        return conv.out_size(n, k, s, p)
+    out = math.ceil((n + 2 * p - k) / s) + 1
+    if (out - 1) * s >= n + p:
         out -= 1                       # torch's rule: the last window must start inside the input
     return out
 
@@ -202,7 +208,7 @@ def main(args) -> dict:
                     F.adaptive_max_pool2d(xa, out_hw), atol=0)
 
     photo = torch.tensor(load_sample_image("flower.jpg"), dtype=torch.float32).mean(-1) / 255
-    data.announce("scikit-learn's bundled sample photo flower.jpg (427x640, grayscale)", real=True)
+    data.announce("scikit-learn's sample photo flower.jpg (427x640, grayscale)", kind="bundled")
     figure_pooled(run, photo[::2, ::2])                            # (214, 320)
     figure_adaptive(run)
     return cli.finish(run, {"configs_compared": len(configs)})

@@ -1,15 +1,16 @@
 """03 - Receptive fields, analytic and measured (phase 05, week 6)
 
 Goal: compute the receptive field of a conv stack with the layer-by-layer recurrence,
-      measure it with input gradients, and see that the *effective* receptive field of a
-      random network is a blob much smaller than the theoretical box.
-Run:  python phase05-cnn/03-receptive-field.py            (more random inputs for the blob; about 3 s on a 2-core CPU)
+      measure its size, jump and centre with input gradients, and see that the *effective*
+      receptive field of a random network is a blob much smaller than the theoretical box.
+Run:  python phase05-cnn/03-receptive-field.py            (more random inputs and depths for the blob; about 7 s on a 2-core CPU)
       python phase05-cnn/03-receptive-field.py --quick    (seconds, offline, used by the tests)
 Expect: "[check] analytic vs measured RF size, every depth: ..." equal for all five stacks
-        (ResNet stem + layer1 sees 43x43 pixels, five stride-2 or dilated 3x3 layers 63x63);
-        growth.png: linear growth for plain 3x3 stacks, exponential with stride or dilation;
-        erf.png: the gradient blob holds 90% of the gradient in ~84% of a 2-layer field but
-        only ~24% of an 18-layer one.
+        (ResNet stem + layer1 sees 43x43 pixels, five stride-2 or dilated 3x3 layers 63x63),
+        and likewise the jump (measured as the shift between two neighbouring units' fields)
+        and the centre; growth.png: linear growth for plain 3x3 stacks, exponential with stride
+        or dilation; erf.png: the gradient blob holds 90% of the gradient in ~84% of a 2-layer
+        field but only ~13% of a 32-layer one (quick: ~24% of an 18-layer one).
 """
 import torch
 import torch.nn as nn
@@ -69,25 +70,33 @@ def build(layers, channels=1, measure=True):
     return nn.Sequential(*mods)
 
 
-def input_gradient(net, size, channels, device, n_inputs=1):
-    """|d out[centre unit] / d input|, summed over channels and averaged over random inputs."""
+def input_gradient(net, size, channels, device, n_inputs=1, shift=0):
+    """|d out[unit] / d input|, summed over channels and averaged over random inputs, for the
+    unit `shift` rows and columns below-right of the map's centre."""
     x = torch.randn(n_inputs, channels, size, size, device=device, requires_grad=True)
     y = net(x)                                            # (N, C, OH, OW)
-    i, jj = y.shape[-2] // 2, y.shape[-1] // 2           # a unit far from every border
+    i, jj = y.shape[-2] // 2 + shift, y.shape[-1] // 2 + shift   # far from every border
     y[:, :, i, jj].sum().backward()
     return x.grad.abs().sum(dim=1).mean(dim=0), (i, jj)  # (size, size)
 
 
 def measured_rf(layers, device):
-    """Size and centre of the region with non-zero gradient, for the unit at the map's centre."""
+    """(size rows, size cols, jump rows, jump cols, centre offset rows, cols) of the region with
+    non-zero gradient, measured for the centre unit and its lower-right neighbour: the jump is
+    how far the field moves from one to the other, the centre offset where unit 0's would be."""
     r, j, _ = analytic_rf(layers)[-1]
     size = 3 * r + 4 * j                                 # room on every side: nothing is clipped
     net = build(layers).to(device)   # float32 is plenty: the smallest gradient here is ~(1/9)^11
-    g, (i, jj) = input_gradient(net, size, 1, device)
-    rows = torch.nonzero(g.sum(dim=1) > 0).flatten().cpu()
-    cols = torch.nonzero(g.sum(dim=0) > 0).flatten().cpu()
-    return (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1),
-            float(rows[0] + rows[-1]) / 2 - i * j, float(cols[0] + cols[-1]) / 2 - jj * j)
+    fields = []
+    for shift in (0, 1):
+        g, (i, jj) = input_gradient(net, size, 1, device, shift=shift)
+        rows = torch.nonzero(g.sum(dim=1) > 0).flatten().cpu()
+        cols = torch.nonzero(g.sum(dim=0) > 0).flatten().cpu()
+        fields.append((int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1),
+                       float(rows[0] + rows[-1]) / 2, float(cols[0] + cols[-1]) / 2, i, jj))
+    (h, w, cy, cx, i, jj), (_, _, cy1, cx1, _, _) = fields
+    jump_y, jump_x = cy1 - cy, cx1 - cx                  # measured, not taken from the recurrence
+    return h, w, jump_y, jump_x, cy - i * jump_y, cx - jj * jump_x
 
 
 def figure_growth(run, results):
@@ -143,9 +152,12 @@ def main(args) -> dict:
         sizes_a = [r for r, _, _ in analytic]
         check.equal(f"analytic vs measured RF size, every depth: {name}",
                     torch.tensor([[r, r] for r in sizes_a]), torch.tensor([m[:2] for m in measured]))
+        check.equal(f"analytic vs measured jump (field shift per output unit): {name}",
+                    torch.tensor([[j, j] for _, j, _ in analytic], dtype=torch.float64),
+                    torch.tensor([m[2:4] for m in measured], dtype=torch.float64))
         check.close(f"analytic vs measured RF centre offset: {name}",
                     torch.tensor([[c, c] for _, _, c in analytic]),
-                    torch.tensor([m[2:] for m in measured]), atol=0)
+                    torch.tensor([m[4:] for m in measured]), atol=0)
         r, j, _ = analytic[-1]
         print(f"    {name}: {len(layers)} layers, field {r}x{r} pixels, jump {j}")
         results[name] = (sizes_a, [m[0] for m in measured])

@@ -75,13 +75,17 @@ def formula_params(table, n_classes=N_CLASSES):
     return total
 
 
+# count, layer_table, flops and gmacs are the phase's model-size tools: lessons 06-10 load them.
+
 def count(model):
+    """Trainable numbers in the model (weights and biases; BN's running statistics are buffers)."""
     return sum(p.numel() for p in model.parameters())
 
 
-def layer_table(model, size):
+def layer_table(model, size, channels=3):
     """Per conv/linear layer: name, output shape, parameters, multiply-adds for one image.
-    A forward hook sees each layer's output; MACs = outputs * (inputs each output reads)."""
+    A forward hook sees each layer's output; MACs = outputs * (inputs each output reads).
+    The forward runs two images, so the per-image count must take one of them."""
     rows = []
 
     def hook(module, inputs, output, name):
@@ -96,19 +100,25 @@ def layer_table(model, size):
                for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     device = next(model.parameters()).device
     with torch.no_grad():
-        model(torch.zeros(1, 3, size, size, device=device))
+        model.eval()(torch.zeros(2, channels, size, size, device=device))   # (2, C, size, size)
     for h in handles:
         h.remove()
     return rows
 
 
-def torch_flops(model, size):
-    """FLOPs of one forward pass as torch counts them (2 per multiply-add in conv and matmul)."""
+def flops(model, size, channels=3):
+    """FLOPs of one forward pass of one image as torch counts them (2 per multiply-add in conv
+    and matmul), in eval mode: train-mode batch norm would add its own arithmetic."""
     device = next(model.parameters()).device
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, 3, size, size, device=device))
+        model.eval()(torch.zeros(1, channels, size, size, device=device))
     return counter.get_total_flops()
+
+
+def gmacs(model, size):
+    """Billions of multiply-adds per size x size image, by torch's counter."""
+    return flops(model, size) / 2e9
 
 
 def figure(run, rows):
@@ -149,7 +159,11 @@ def main(args) -> dict:
         print(f"    {name:14s} -> {str(shape):16s} params {p:>11,}  MACs {m:>12,}")
     total_macs = sum(m for *_, m in rows)
     check.equal("FLOPs: 2 x our per-layer MACs vs torch's FlopCounterMode", 2 * total_macs,
-                torch_flops(ours, SIZE))
+                flops(ours, SIZE))
+    # torchvision's AlexNet has no groups; the 2012 original's grouped convs test that part
+    macs_2012 = sum(m for *_, m in layer_table(original, 227))
+    check.equal("FLOPs of the grouped 2012 original at 227x227: 2 x our MACs vs FlopCounterMode",
+                2 * macs_2012, flops(original, 227))
     fc_params = sum(p for n, _, p, _ in rows if n.startswith("classifier")) / count(ours)
     fc_macs = sum(m for n, _, _, m in rows if n.startswith("classifier")) / total_macs
     print(f"    FC layers: {fc_params:.0%} of the parameters, {fc_macs:.0%} of the multiply-adds")

@@ -3,19 +3,21 @@
 Goal: build VGG-11/13/16/19 (with and without batch norm) from one configuration table,
       match torchvision's parameter counts and outputs, and see why stacked 3x3 convolutions
       won and where VGG's memory goes.
-Run:  python phase05-cnn/06-vggnet.py            (all eight variants, full VGG-16 forward at 224x224; about 5 s on a 2-core CPU)
+Run:  python phase05-cnn/06-vggnet.py            (all eight variants, VGG-16 and VGG-16-BN at 224x224; about 6 s on a 2-core CPU)
       python phase05-cnn/06-vggnet.py --quick    (seconds, offline, used by the tests)
 Expect: "[check] parameters: scratch vs torchvision vgg16: 138357544"; two 3x3 convs see 5x5
         with 18C^2 instead of 25C^2 weights; scratch and torchvision outputs agree exactly with
-        the same weights; memory.png shows activations peaking in the first block and
-        parameters in the first FC layer.
+        the same weights, for the BN variant in train mode too (and its running statistics);
+        memory.png shows activations peaking in the first block and parameters in the first
+        FC layer.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
-from dlcourse import check, cli, plot
+from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000     # ImageNet's classes, so the counts match torchvision's
@@ -31,6 +33,9 @@ CONFIGS = {
               512, 512, 512, 512, "M"],                                                            # E
 }
 QUICK_VARIANTS = ["vgg11", "vgg16", "vgg11_bn"]   # --quick compares these with torchvision
+
+alexnet = lessons.load("05.05")   # lesson 05's model-size tools: count, gmacs, layer_table
+count = alexnet.count
 
 
 class VGG(nn.Module):
@@ -65,28 +70,9 @@ def vgg(name):
     return VGG(CONFIGS[name.removesuffix("_bn")], batch_norm=name.endswith("_bn"))
 
 
-def count(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def gmacs(model):
-    model.eval()                                             # train-mode BN costs the counter 2x
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.empty(1, 3, SIZE, SIZE, device=next(model.parameters()).device))
-    return counter.get_total_flops() / 2e9             # FLOPs count 2 per multiply-add
-
-
 def per_layer(model):
-    """(name, activations per image, parameters) for every conv/linear layer, by forward hooks."""
-    rows = []
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: rows.append((n, o[0].numel(), count(mod))))
-             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(torch.empty(1, 3, SIZE, SIZE, device=next(model.parameters()).device))
-    for h in hooks:
-        h.remove()
-    return rows
+    """(name, activations per image, parameters) for every conv/linear layer (lesson 05's hooks)."""
+    return [(n, math.prod(shape), p) for n, shape, p, _ in alexnet.layer_table(model, SIZE)]
 
 
 def stacking_argument(c=64):
@@ -99,6 +85,36 @@ def stacking_argument(c=64):
         check.equal(f"{n} stacked 3x3 ({k}x{k} field) vs one {k}x{k}: params {n}*(9C^2+C), k^2 C^2+C",
                     (count(stack), count(big)), (n * (9 * c * c + c), k * k * c * c + c))
         print(f"    {n} x 3x3 uses {count(stack) / count(big):.0%} of the weights of one {k}x{k}")
+
+
+def compare_features(run, name, size):
+    """torchvision's `features` (random init) loaded into ours: the same outputs in eval mode
+    and, with batch norm, in train mode, where BN normalises by the batch's own statistics and
+    updates its running ones. Those are compared too: a wrong momentum shows only there."""
+    with torch.device("meta"):
+        ours, tv = vgg(name), getattr(torchvision.models, name)(weights=None)
+    tv.features.to_empty(device=run.device)
+    for m in tv.features.modules():
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)):
+            m.reset_parameters()                             # real random init, features only
+    # clone: with assign=True both models would otherwise share the running-statistics buffers
+    state = {k: v.clone() for k, v in tv.features.state_dict().items()}
+    ours.features.load_state_dict(state, strict=True, assign=True)
+    x = torch.randn(2, 3, size, size, device=run.device)
+    bn = name.endswith("_bn")
+    for mode in ("eval", "train") if bn else ("eval",):
+        ours.train(mode == "train")
+        tv.train(mode == "train")
+        with torch.no_grad():
+            out, ref = ours.features(x), tv.features(x)
+        check.close(f"{name} features on 2x3x{size}x{size}, {mode} mode: scratch vs torchvision "
+                    "(same weights, float32)", out, ref, atol=1e-5, rtol=1e-5)
+    if bn:
+        mine, theirs = ours.features.state_dict(), tv.features.state_dict()
+        keys = [k for k in theirs if "running" in k]
+        check.close(f"{name} BN running mean and var after the train-mode pass ({len(keys)} buffers)",
+                    torch.cat([mine[k] for k in keys]), torch.cat([theirs[k] for k in keys]),
+                    atol=1e-6, rtol=1e-5)
 
 
 def figure(run, rows):
@@ -130,7 +146,8 @@ def main(args) -> dict:
             ours, theirs = vgg(name), getattr(torchvision.models, name)(weights=None)
             check.equal(f"parameters: scratch vs torchvision {name}", count(ours), count(theirs))
             metrics[f"params_{name}"] = count(ours)
-            print(f"    {name}: {count(ours) / 1e6:.1f} M parameters, {gmacs(ours):.1f} G multiply-adds")
+            print(f"    {name}: {count(ours) / 1e6:.1f} M parameters, "
+                  f"{alexnet.gmacs(ours, SIZE):.1f} G multiply-adds")
         ours = vgg("vgg16")
         check.equal("vgg16 output shape at 224x224", tuple(ours(torch.empty(2, 3, SIZE, SIZE)).shape),
                     (2, N_CLASSES))
@@ -145,33 +162,23 @@ def main(args) -> dict:
     print(f"    largest layer: {fc1[0]} with {fc1[2] / count(ours):.0%} of all parameters")
 
     print("--- 4. same weights, same outputs: torchvision's state_dict in the scratch model")
-    name = "vgg11" if run.quick else "vgg16"
-    with torch.device("meta"):
-        ours = vgg(name)
     if run.quick:
         # 133 M random weights take seconds to initialise on a CPU; the convolutions (9 M) are
         # where a wiring mistake would hide, so --quick compares `features` on a 64x64 input.
-        with torch.device("meta"):
-            tv = torchvision.models.vgg11(weights=None)
-        tv.features.to_empty(device=run.device)
-        for m in tv.features.modules():
-            if isinstance(m, nn.Conv2d):
-                m.reset_parameters()                         # real random init, features only
-        ours.features.load_state_dict(tv.features.state_dict(), strict=True, assign=True)
-        x = torch.randn(2, 3, 64, 64, device=run.device)
-        with torch.no_grad():
-            out, ref = ours.features(x), tv.features(x)
-        what = "features on 2x3x64x64"
+        for name in ("vgg11", "vgg11_bn"):
+            compare_features(run, name, 64)
     else:
-        tv = getattr(torchvision.models, name)(weights=None).to(run.device).eval()
+        tv = torchvision.models.vgg16(weights=None).to(run.device).eval()
+        with torch.device("meta"):
+            ours = vgg("vgg16")
         ours.load_state_dict(tv.state_dict(), strict=True, assign=True)
         ours.eval()
         x = torch.randn(2, 3, SIZE, SIZE, device=run.device)
         with torch.no_grad():
             out, ref = ours(x), tv(x)
-        what = "logits on 2x3x224x224"
-    check.close(f"{name} {what}: scratch vs torchvision (same weights, float32)", out, ref,
-                atol=1e-5, rtol=1e-5)
+        check.close("vgg16 logits on 2x3x224x224: scratch vs torchvision (same weights, float32)",
+                    out, ref, atol=1e-5, rtol=1e-5)
+        compare_features(run, "vgg16_bn", SIZE)
     return cli.finish(run, metrics)
 
 

@@ -3,12 +3,14 @@
 Goal: write the residual block and ResNet-18, load torchvision's weights into it unchanged
       and get the same outputs, and see why the skip connection matters: gradients that stay
       the same size through 40 layers, and a deep net that trains where its plain twin stalls.
-Run:  python phase05-cnn/07-resnet.py            (adds the plain-vs-residual training run; about 10 s on a 2-core CPU)
-      python phase05-cnn/07-resnet.py --quick    (seconds, offline, used by the tests)
-Expect: "[check] logits: scratch ResNet-18 vs torchvision (same weights, eval mode)" max |diff|
-        0 (the same operations in the same order); in a 20-block stack at initialisation the
-        first block's gradient is ~480x the last one's without skips and ~12x with them; the
-        full run's training loss after 150 steps is ~0.4 with skips and ~2.1 without. With a
+Run:  python phase05-cnn/07-resnet.py            (224x224 comparison, 150 demo steps per twin; about 45 s on a 2-core CPU shared with other jobs)
+      python phase05-cnn/07-resnet.py --quick    (seconds, offline, used by the tests: 30 steps)
+Expect: "[check] scratch ResNet-18 (same weights): logits vs torchvision, eval mode" and
+        "..., train mode" max |diff| 0 (the same operations in the same order), likewise the
+        60 BN buffers after the train-mode pass and the gradients; in a 20-block stack at
+        initialisation the first block's gradient is ~480x the last one's without skips and
+        ~12x with them; the training loss (mean of the last 10 steps) after 150 steps is ~0.4
+        with skips and ~2.1 without (after the 30 quick steps ~1.9 and ~2.3; seed 0). With a
         network, torchvision's ImageNet weights are used and two sample photos classified.
 """
 import torch
@@ -23,7 +25,10 @@ import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless
 N_CLASSES = 1000         # ImageNet's classes, so torchvision's weights fit
 DEPTH_DEMO = 20          # residual blocks (40 conv layers) in the plain-vs-residual demo
 WIDTH_DEMO = 8          # channels of the demo stacks
-STEPS_DEMO = 150         # training steps of the demo (full run only)
+STEPS_DEMO = 150         # training steps of each twin in the demo (full run)
+QUICK_STEPS_DEMO = 30    # --quick
+MIN_STEPS_COMPARE = 30   # fewer steps: the losses are printed, not compared (the residual
+                         # stack pulls clearly ahead only after ~30 steps, every seed 0-4)
 LR_DEMO = 1e-3           # Adam learning rate of the demo
 BATCH_DEMO = 32          # digits per demo step
 
@@ -104,7 +109,8 @@ def torchvision_resnet18(run):
 
 def randomise_batchnorm(model):
     """Fresh BN layers are almost the identity (mean 0, var 1, scale 1, shift 0), which would
-    hide a BN wired in the wrong place. Give every BN its own statistics and affine terms."""
+    hide a BN wired in the wrong place. Give every BN its own statistics and affine terms.
+    Lessons 08-10 load this function."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -112,6 +118,57 @@ def randomise_batchnorm(model):
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.2)
+
+
+def load_weights(model, ref):
+    """Put the reference's weights and buffers into `model` (built on the meta device) by name.
+    strict=True: every name must fit. The tensors are cloned: assign=True would otherwise make
+    both models share their running statistics, and a train-mode comparison would then update
+    one set of buffers twice and compare it with itself."""
+    model.load_state_dict({k: v.clone() for k, v in ref.state_dict().items()}, strict=True,
+                          assign=True)
+    return model
+
+
+def compare_with_reference(name, model, ref, x, rtol=1e-4):
+    """`model`, holding `ref`'s weights (load_weights), must compute what `ref` computes:
+    - eval mode: the logits (BN uses its running statistics);
+    - train mode: the logits (BN uses the batch's statistics; dropout and stochastic depth draw
+      the same random numbers, as both run after the same seed), then every running statistic
+      that pass updated (a wrong BN momentum shows only there) and every parameter's gradient.
+    Identical code gives identical numbers; an equal formula written differently (x * m / q
+    for x * (m / q)) differs by float32 rounding, ~1e-7 of the largest value involved, summed
+    over thousands of terms. So each comparison allows rtol of the largest reference value
+    (plus rtol of each element): a gradient that is zero in exact arithmetic (a BN shift
+    followed by a train-mode BN) is pure rounding noise, small only next to the others.
+    Lessons 08-10 load this function for their networks."""
+    def compare(what, ours, theirs):
+        check.close(f"{name}: {what}", ours, theirs,
+                    atol=rtol * float(theirs.abs().max()), rtol=rtol)
+
+    seed = int(torch.randint(0, 2 ** 31, ()))
+    outs = {}
+    for mode in ("eval", "train"):
+        for key, net in (("ours", model), ("ref", ref)):
+            net.train(mode == "train")
+            net.zero_grad(set_to_none=True)
+            torch.manual_seed(seed)                        # same dropout masks in both
+            with torch.set_grad_enabled(mode == "train"):
+                outs[key] = net(x)
+        compare(f"logits vs torchvision, {mode} mode", outs["ours"], outs["ref"].detach())
+    ours, theirs = dict(model.named_buffers()), dict(ref.named_buffers())
+    compare(f"{len(theirs)} BN buffers after the train-mode pass vs torchvision's",
+            torch.cat([ours[k].flatten().double() for k in theirs]),
+            torch.cat([theirs[k].flatten().double() for k in theirs]))
+    g = torch.randn_like(outs["ref"])                    # d loss / d logits of some loss
+    outs["ours"].backward(g)
+    outs["ref"].backward(g)
+    ours, theirs = dict(model.named_parameters()), dict(ref.named_parameters())
+    compare(f"gradients of all {len(theirs)} parameter tensors vs torchvision's (train mode)",
+            torch.cat([ours[k].grad.flatten() for k in theirs]),
+            torch.cat([theirs[k].grad.flatten() for k in theirs]))
+    model.eval()
+    ref.eval()
 
 
 class DemoBlock(nn.Module):
@@ -142,41 +199,41 @@ def plain_vs_residual(run, x, y):
         net = demo_net(residual).to(run.device)
         F.cross_entropy(net(x[:128]), y[:128]).backward()
         grads[residual] = [b.body[0].weight.grad.norm().item() for b in net if isinstance(b, DemoBlock)]
-        if run.quick:
-            continue
         opt = torch.optim.Adam(net.parameters(), lr=LR_DEMO)
         gen = torch.Generator().manual_seed(run.seed)          # same batches for both twins
-        losses[residual] = []
-        for _ in range(STEPS_DEMO):
+        curve = []
+        for _ in range(run.steps):
             idx = torch.randint(0, len(x), (BATCH_DEMO,), generator=gen).to(run.device)
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses[residual].append(loss.item())
+            curve.append(loss.detach())                        # stays on the device: no sync
+        losses[residual] = torch.stack(curve).cpu().tolist()   # one transfer at the end
     return grads, losses
 
 
 def figure_demo(run, grads, losses):
-    fig, axes = plt.subplots(1, 2 if losses else 1, figsize=(12 if losses else 6, 4), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
     ax = axes[0, 0]
     for residual, g in grads.items():
         ax.semilogy(range(1, len(g) + 1), g, "o-", label="with skip connections" if residual else "plain")
     ax.set(xlabel="block (1 = next to the input)", ylabel="|grad| of the block's first conv",
            title=f"gradients at initialisation, {DEPTH_DEMO} blocks + BN")
     ax.legend()
-    if losses:
-        ax = axes[0, 1]
-        for residual, curve in losses.items():
-            smooth = torch.tensor(curve).unfold(0, 10, 1).mean(1)   # 10-step moving average
-            ax.plot(range(10, len(curve) + 1), smooth, label="with skip connections" if residual else "plain")
-        ax.set(xlabel="step", ylabel="training loss (10-step mean)", title="same net, same data, same seed")
-        ax.legend()
+    ax = axes[0, 1]
+    for residual, curve in losses.items():
+        w = min(10, len(curve))                                     # moving-average window
+        smooth = torch.tensor(curve).unfold(0, w, 1).mean(1)
+        ax.plot(range(w, len(curve) + 1), smooth, label="with skip connections" if residual else "plain")
+    ax.set(xlabel="step", ylabel=f"training loss ({w}-step mean)", title="same net, same data, same seed")
+    ax.legend()
     plot.save(fig, run, "plain_vs_residual.png")
 
 
 def classify_photos(run, model, weights):
     """Only with pretrained weights: ImageNet top-3 for two bundled photos."""
+    data.announce("scikit-learn's sample photos china.jpg and flower.jpg", kind="bundled")
     preprocess = weights.transforms()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, name in zip(axes, ["china.jpg", "flower.jpg"]):
@@ -202,8 +259,7 @@ def main(args) -> dict:
     tv = tv.to(run.device).eval()
     with torch.device("meta"):
         model = ResNet18()                                 # shapes only: weights come next
-    model.load_state_dict(tv.state_dict(), strict=True, assign=True)   # strict: every name fits
-    model.eval()                                           # eval: BN uses its running statistics
+    load_weights(model, tv).eval()                         # eval: BN uses its running statistics
     n_params = sum(p.numel() for p in model.parameters())
     check.equal("parameters: scratch vs torchvision resnet18", n_params,
                 sum(p.numel() for p in tv.parameters()))
@@ -211,19 +267,18 @@ def main(args) -> dict:
     x = torch.randn(2, 3, size, size, device=run.device)
     trace = []
     with torch.no_grad():
-        out, ref = model(x, trace=trace), tv(x)
+        model(x, trace=trace)
     for name, shape in trace:
         print(f"    {name} -> {shape}")
     check.equal(f"stage shapes: (C, {size}/4, ...) halving per stage", [s[1:] for _, s in trace],
                 [(64 * 2 ** i, size // 2 ** (i + 2), size // 2 ** (i + 2)) for i in range(4)])
-    check.close("logits: scratch ResNet-18 vs torchvision (same weights, eval mode)", out, ref,
-                atol=1e-4, rtol=1e-4)
+    compare_with_reference("scratch ResNet-18 (same weights)", model, tv, x)
     if weights is not None:
         classify_photos(run, model, weights)
 
     print("--- 2. what the skip connection buys: a 20-block stack with and without it")
     d = load_digits()
-    data.announce("scikit-learn digits (1797 8x8 scans) for the plain-vs-residual demo", real=True)
+    data.announce("scikit-learn digits (1797 8x8 scans) for the plain-vs-residual demo", kind="bundled")
     x = torch.tensor(d.images, dtype=torch.float32)[:, None]
     x = ((x - x.mean()) / x.std()).to(run.device)          # (1797, 1, 8, 8)
     y = torch.tensor(d.target).to(run.device)
@@ -232,19 +287,25 @@ def main(args) -> dict:
     print(f"    first/last block gradient: plain {spread[False]:.0f}x, residual {spread[True]:.1f}x")
     check.greater("plain stack's gradient spread / residual stack's (at init)",
                   spread[False] / spread[True], 10)
-    metrics = {"params": n_params, "grad_spread_plain": spread[False], "grad_spread_residual": spread[True]}
-    if losses:
-        final = {r: sum(c[-10:]) / 10 for r, c in losses.items()}
-        print(f"    loss after {STEPS_DEMO} steps: plain {final[False]:.3f}, residual {final[True]:.3f}")
+    steps = len(losses[True])
+    k = min(10, steps)                                     # mean of the last k steps
+    final = {r: sum(c[-k:]) / k for r, c in losses.items()}
+    print(f"    loss after {steps} steps (mean of the last {k}): plain {final[False]:.3f}, "
+          f"residual {final[True]:.3f}")
+    if steps >= MIN_STEPS_COMPARE:
         check.less("residual stack's final loss < plain stack's", final[True], final[False])
-        metrics.update(loss_plain=final[False], loss_residual=final[True])
+    else:
+        print(f"    (not compared: fewer than {MIN_STEPS_COMPARE} steps)")
+    metrics = {"params": n_params, "grad_spread_plain": spread[False],
+               "grad_spread_residual": spread[True], "loss_plain": final[False],
+               "loss_residual": final[True], "steps": steps}
     figure_demo(run, grads, losses)
     metrics["pretrained"] = weights is not None
     return cli.finish(run, metrics)
 
 
 def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
+    return cli.parser(__doc__, steps=(STEPS_DEMO, QUICK_STEPS_DEMO)).parse_args(argv)
 
 
 if __name__ == "__main__":

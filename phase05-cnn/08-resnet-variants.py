@@ -3,19 +3,19 @@
 Goal: one builder for every ResNet depth (BasicBlock for 18/34, Bottleneck for 50/101/152,
       plus ResNeXt and Wide ResNet through groups and width), checked against torchvision's
       parameter counts and outputs, and a picture of what depth buys per multiply-add.
-Run:  python phase05-cnn/08-resnet-variants.py            (adds ResNet-152, ResNeXt-50, Wide ResNet-50; about 3 s on a 2-core CPU)
+Run:  python phase05-cnn/08-resnet-variants.py            (adds ResNet-152 and a 224x224 comparison; about 20 s on a 2-core CPU shared with other jobs)
       python phase05-cnn/08-resnet-variants.py --quick    (seconds, offline, used by the tests)
 Expect: "[check] parameters: scratch vs torchvision resnet50: 25557032" (and 18, 34, 101);
-        scratch ResNet-50 with torchvision's weights gives its logits exactly, while the
+        scratch ResNet-50 with torchvision's weights gives its logits exactly, in eval and in
+        train mode (BN buffers and gradients too, lesson 07's comparison), while the
         same weights in a 2015-style block (stride on the 1x1) do not; variants.png plots
         torchvision's reported ImageNet accuracy against our multiply-add counts.
 """
 import torch
 import torch.nn as nn
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
-from dlcourse import check, cli, plot
+from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000     # ImageNet's classes, so the counts match torchvision's
@@ -31,7 +31,11 @@ VARIANTS = {
     "resnext50_32x4d": ("bottleneck", [3, 4, 6, 3], 32, 4),
     "wide_resnet50_2": ("bottleneck", [3, 4, 6, 3], 1, 128),
 }
-QUICK = ["resnet18", "resnet34", "resnet50", "resnet101"]
+QUICK = ["resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d", "wide_resnet50_2"]
+
+alexnet = lessons.load("05.05")   # the model-size tools: count, gmacs
+resnet = lessons.load("05.07")    # BasicBlock, and the comparison with torchvision's weights
+count, gmacs = alexnet.count, alexnet.gmacs
 
 
 def shortcut(c_in, c_out, stride):
@@ -41,24 +45,13 @@ def shortcut(c_in, c_out, stride):
     return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
 
 
-class BasicBlock(nn.Module):
-    """3x3 -> 3x3, as in lesson 07. Output channels = `planes`."""
-    expansion = 1
+class BasicBlock(resnet.BasicBlock):
+    """Lesson 07's 3x3 -> 3x3 block, with the builder's signature. Output channels = `planes`."""
+    expansion = 1                                            # output channels / planes
 
     def __init__(self, c_in, planes, stride=1, groups=1, base_width=64):
-        super().__init__()
         assert groups == 1 and base_width == 64, "BasicBlock has no groups or width option"
-        self.conv1 = nn.Conv2d(c_in, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = shortcut(c_in, planes, stride)
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + identity)
+        super().__init__(c_in, planes, stride)
 
 
 class Bottleneck(nn.Module):
@@ -120,20 +113,9 @@ def build(name, **block_kw):
     return ResNet(block, layers, groups, width, **block_kw)
 
 
-def count(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def gmacs(model):
-    model.eval()                                             # train-mode BN costs the counter 2x
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.empty(1, 3, SIZE, SIZE, device=next(model.parameters()).device))
-    return counter.get_total_flops() / 2e9                   # 2 FLOPs per multiply-add
-
-
 def torchvision_metrics(name):
-    """ImageNet top-1 of torchvision's first (2015-recipe) weights: metadata, no download."""
+    """ImageNet top-1 (%) and G ops torchvision lists for its first ImageNet weights (the
+    2015 recipe for ResNets): metadata, no download. Lesson 10 loads this function."""
     enum = torchvision.models.get_model_weights(name)
     return enum.IMAGENET1K_V1.meta["_metrics"]["ImageNet-1K"]["acc@1"], enum.IMAGENET1K_V1.meta["_ops"]
 
@@ -162,7 +144,7 @@ def main(args) -> dict:
             ours, theirs = build(name), getattr(torchvision.models, name)(weights=None)
             check.equal(f"parameters: scratch vs torchvision {name}", count(ours), count(theirs))
             acc, their_ops = torchvision_metrics(name)
-            table[name] = (count(ours) / 1e6, gmacs(ours), acc)
+            table[name] = (count(ours) / 1e6, gmacs(ours, SIZE), acc)
             print(f"    {name:16s} {count(ours) / 1e6:6.1f} M params  {table[name][1]:5.2f} G MACs "
                   f"(torchvision lists {their_ops})  top-1 {acc}%")
             metrics[f"params_{name}"] = count(ours)
@@ -182,28 +164,21 @@ def main(args) -> dict:
 
     print("--- 3. same weights, same outputs (ResNet-50), and where the stride goes")
     tv = torchvision.models.resnet50(weights=None).to(run.device).eval()
-    with torch.no_grad():                                    # non-trivial BN statistics (see lesson 07)
-        for m in tv.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+    resnet.randomise_batchnorm(tv)                           # non-trivial BN (lesson 07)
     size = 64 if run.quick else SIZE
     x = torch.randn(2, 3, size, size, device=run.device)
+    with torch.device("meta"):
+        model = build("resnet50")
+    resnet.compare_with_reference(f"scratch ResNet-50 (v1.5), {size}x{size}",
+                                  resnet.load_weights(model, tv), tv, x)
+    with torch.device("meta"):
+        model = build("resnet50", stride_on_3x3=False)
+    resnet.load_weights(model, tv)
     with torch.no_grad():
-        ref = tv(x)
-        for stride_on_3x3 in (True, False):
-            with torch.device("meta"):
-                model = build("resnet50", stride_on_3x3=stride_on_3x3)
-            model.load_state_dict(tv.state_dict(), strict=True, assign=True)
-            out = model.eval()(x)
-            if stride_on_3x3:
-                check.close(f"logits: scratch ResNet-50 (v1.5) vs torchvision, {size}x{size}", out, ref,
-                            atol=1e-4, rtol=1e-4)
-            else:
-                diff = (out - ref).abs().max().item()
-                print("    same weights, stride on the first 1x1 (2015 paper): the state_dict still "
-                      "loads, the parameter count is the same, the outputs are not")
-                check.greater("max |logit diff|: 2015-style block vs torchvision v1.5", diff, 1e-2)
+        diff = (model.eval()(x) - tv.eval()(x)).abs().max().item()
+    print("    same weights, stride on the first 1x1 (2015 paper): the state_dict still "
+          "loads, the parameter count is the same, the outputs are not")
+    check.greater("max |logit diff|: 2015-style block vs torchvision v1.5", diff, 1e-2)
     figure(run, table)
     return cli.finish(run, metrics)
 

@@ -1,13 +1,16 @@
 """09 - MobileNet: depthwise separable convolution (phase 05, week 7)
 
-Goal: derive the cost of a depthwise separable convolution (1/C_out + 1/k^2 of a standard
-      one), build MobileNetV2's inverted residual blocks and the whole network from scratch,
-      match torchvision, and see why its bottlenecks are linear.
-Run:  python phase05-cnn/09-mobilenet.py            (more width multipliers, 224x224 comparison; about 1 s on a 2-core CPU)
+Goal: write a depthwise separable convolution from scratch (depthwise on lesson 01's im2col,
+      then a 1x1), prove it is a standard convolution whose kernel factorises, derive its cost
+      (1/C_out + 1/k^2 of a standard one), build MobileNetV2's inverted residual blocks and the
+      whole network from scratch, match torchvision, and see why its bottlenecks are linear.
+Run:  python phase05-cnn/09-mobilenet.py            (more width multipliers, 224x224 comparison in eval and train mode; about 15 s on a 2-core CPU shared with other jobs)
       python phase05-cnn/09-mobilenet.py --quick    (seconds, offline, used by the tests)
-Expect: "[check] params ratio separable/standard (C_in=32, C_out=64, k=3) vs 1/C_out + 1/k^2"
+Expect: "[check] separable conv vs F.conv2d with the factorised kernel ..." ~1e-14 (float64);
+        "[check] params ratio separable/standard (C_in=32, C_out=64, k=3) vs 1/C_out + 1/k^2"
         exact, FLOPs ratio the same; "[check] parameters: scratch vs torchvision mobilenet_v2:
-        3504872"; identical logits with the same weights; 1x1 convolutions do 89% of the
+        3504872"; identical logits with the same weights in eval and train mode (lesson 07's
+        comparison: BN buffers and gradients too); 1x1 convolutions do 89% of the
         multiply-adds; relu_manifold.png shows ReLU destroying a 2-D spiral in 2 dimensions
         (relative error ~0.66) but not in 30 (~0.001).
 """
@@ -15,10 +18,10 @@ import time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
-from dlcourse import check, cli, plot
+from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000         # ImageNet's classes, so the counts match torchvision's
@@ -30,6 +33,16 @@ RATIO_CASES = [(32, 64, 3), (128, 128, 3), (256, 512, 5)]   # (C_in, C_out, k) f
 WIDTHS = (1.0, 0.5)                                         # width multipliers checked; full run adds more
 MORE_WIDTHS = (0.75, 1.4)
 MANIFOLD_DIMS = (2, 3, 5, 15, 30)                           # dimensions of the ReLU experiment
+# The scratch separable conv against references: C_in != C_out, a non-square kernel, image,
+# stride and padding, so that no transposed axis or swapped height/width can pass.
+SEP_C_IN, SEP_C_OUT, SEP_K = 6, 10, (3, 5)
+SEP_STRIDE, SEP_PADDING, SEP_HW = (2, 1), (1, 2), (13, 11)
+TOL = 1e-10                # float64: sums of ~90 products differ by rounding (~1e-14) only
+
+conv = lessons.load("05.01")      # im2col, pair, out_size
+alexnet = lessons.load("05.05")   # the model-size tools: count, flops, layer_table
+resnet = lessons.load("05.07")    # BN randomiser and the comparison with torchvision's weights
+count, flops = alexnet.count, alexnet.flops
 
 
 def divisible(v, d=8):
@@ -89,15 +102,47 @@ class MobileNetV2(nn.Module):
         return self.classifier(x)                 # (B, n_classes)
 
 
-def count(model):
-    return sum(p.numel() for p in model.parameters())
+def depthwise_conv2d(x, w, stride=1, padding=0):
+    """Each channel convolved with its own kernel: x (B, C, H, W), w (C, 1, kh, kw).
+    Lesson 01's im2col lays out the patches with rows ordered (c, ki, kj); where a standard
+    convolution multiplies them by a (C_out, C*kh*kw) matrix, a depthwise one only takes, per
+    channel, the dot product of that channel's kh*kw rows with that channel's kernel."""
+    B, C, H, W = x.shape
+    _, _, kh, kw = w.shape
+    (sh, sw), (ph, pw) = conv.pair(stride), conv.pair(padding)
+    cols = conv.im2col(x, kh, kw, stride, padding).view(B, C, kh * kw, -1)   # (B, C, kh*kw, L)
+    y = (cols * w.reshape(1, C, kh * kw, 1)).sum(dim=2)                     # (B, C, L)
+    return y.view(B, C, conv.out_size(H, kh, sh, ph), conv.out_size(W, kw, sw, pw))
 
 
-def flops(model, x):
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
-    return counter.get_total_flops()
+def pointwise_conv2d(x, w):
+    """A 1x1 convolution is a matrix multiply over channels at every pixel: w (C_out, C_in, 1, 1)."""
+    return torch.einsum("oc,bchw->bohw", w[:, :, 0, 0], x)                 # (B, C_out, H, W)
+
+
+def separable_conv2d(x, w_depth, w_point, stride=1, padding=0):
+    """Depthwise (spatial filtering, per channel) then pointwise (mixing channels)."""
+    return pointwise_conv2d(depthwise_conv2d(x, w_depth, stride, padding), w_point)
+
+
+def separable_vs_reference():
+    """The scratch pieces against torch, and the separable conv against the standard conv it
+    equals: out[o] = sum_c P[o, c] (D[c] * x[c]) = sum_c (P[o, c] D[c]) * x[c], so its kernel
+    is W[o, c, i, j] = P[o, c] D[c, i, j], a rank-one factorisation per (o, c) pair of maps."""
+    x = torch.randn(2, SEP_C_IN, *SEP_HW, dtype=torch.float64)
+    w_depth = torch.randn(SEP_C_IN, 1, *SEP_K, dtype=torch.float64)
+    w_point = torch.randn(SEP_C_OUT, SEP_C_IN, 1, 1, dtype=torch.float64)
+    tag = f"(C={SEP_C_IN}, {SEP_K[0]}x{SEP_K[1]} kernel, s={SEP_STRIDE}, p={SEP_PADDING})"
+    depth = depthwise_conv2d(x, w_depth, SEP_STRIDE, SEP_PADDING)
+    check.close(f"depthwise conv {tag} vs F.conv2d(groups=C)", depth,
+                F.conv2d(x, w_depth, stride=SEP_STRIDE, padding=SEP_PADDING, groups=SEP_C_IN),
+                atol=TOL)
+    check.close(f"pointwise conv ({SEP_C_IN} -> {SEP_C_OUT} channels) vs F.conv2d 1x1",
+                pointwise_conv2d(depth, w_point), F.conv2d(depth, w_point), atol=TOL)
+    full = w_point[:, :, 0, 0, None, None] * w_depth[None, :, 0]       # (C_out, C_in, kh, kw)
+    check.close(f"separable conv {tag} vs F.conv2d with the factorised kernel P[o,c] D[c]",
+                separable_conv2d(x, w_depth, w_point, SEP_STRIDE, SEP_PADDING),
+                F.conv2d(x, full, stride=SEP_STRIDE, padding=SEP_PADDING), atol=TOL)
 
 
 def separable_cost():
@@ -112,9 +157,8 @@ def separable_cost():
         tag = f"(C_in={c_in}, C_out={c_out}, k={k})"
         check.close(f"params ratio separable/standard {tag} vs 1/C_out + 1/k^2",
                     count(separable) / count(standard), formula, atol=1e-12)
-        x = torch.empty(1, c_in, 28, 28, device="meta")
-        with torch.device("meta"):
-            ratio = flops(separable.to("meta"), x) / flops(standard.to("meta"), x)
+        ratio = (flops(separable.to("meta"), 28, channels=c_in)
+                 / flops(standard.to("meta"), 28, channels=c_in))
         check.close(f"FLOPs ratio (FlopCounterMode) {tag} vs formula", ratio, formula, atol=1e-12)
 
 
@@ -143,23 +187,15 @@ def wall_time(run):
 
 
 def mac_shares(model, size=224):
-    """Multiply-adds of pointwise (1x1), depthwise and other layers, by forward hooks."""
+    """Multiply-adds of pointwise (1x1), depthwise and other layers (lesson 05's layer table)."""
     shares = {"1x1 (pointwise)": 0, "3x3 depthwise": 0, "other (stem conv, classifier)": 0}
-
-    def hook(m, inputs, out):
-        if isinstance(m, nn.Linear):
-            shares["other (stem conv, classifier)"] += m.in_features * m.out_features
-            return
-        macs = out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-        key = ("1x1 (pointwise)" if m.kernel_size == (1, 1) else
+    modules = dict(model.named_modules())
+    for name, _, _, macs in alexnet.layer_table(model, size):
+        m = modules[name]
+        key = ("other (stem conv, classifier)" if isinstance(m, nn.Linear) else
+               "1x1 (pointwise)" if m.kernel_size == (1, 1) else
                "3x3 depthwise" if m.groups == m.in_channels > 1 else "other (stem conv, classifier)")
         shares[key] += macs
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model.eval()(torch.empty(1, 3, size, size, device=next(model.parameters()).device))
-    for h in hooks:
-        h.remove()
     return shares
 
 
@@ -204,7 +240,8 @@ def figure_shares(run, shares):
 def main(args) -> dict:
     run = cli.start(args, __file__)
 
-    print("--- 1. the cost of a depthwise separable convolution")
+    print("--- 1. a depthwise separable convolution from scratch, and its cost")
+    separable_vs_reference()
     separable_cost()
     wall_time(run)
 
@@ -221,20 +258,13 @@ def main(args) -> dict:
     figure_shares(run, shares)
 
     tv = torchvision.models.mobilenet_v2(weights=None).to(run.device).eval()
-    with torch.no_grad():                                  # non-trivial BN statistics (lesson 07)
-        for m in tv.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+    resnet.randomise_batchnorm(tv)                         # non-trivial BN (lesson 07)
     with torch.device("meta"):
         model = MobileNetV2()
-    model.load_state_dict(tv.state_dict(), strict=True, assign=True)
     size = 96 if run.quick else 224
     x = torch.randn(2, 3, size, size, device=run.device)
-    with torch.no_grad():
-        out, ref = model.eval()(x), tv(x)
-    check.close(f"logits: scratch MobileNetV2 vs torchvision, {size}x{size} (same weights)", out, ref,
-                atol=1e-4, rtol=1e-4)
+    resnet.compare_with_reference(f"scratch MobileNetV2, {size}x{size} (same weights)",
+                                  resnet.load_weights(model, tv), tv, x)
 
     print("--- 3. why the bottleneck is linear")
     errors = relu_manifold(run, run.seed)

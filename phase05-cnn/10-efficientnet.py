@@ -3,10 +3,12 @@
 Goal: build EfficientNet from its parts (MBConv = MobileNetV2's inverted residual +
       squeeze-excitation + SiLU + stochastic depth) and scale B0 up to B7 by width, depth
       and resolution; match torchvision's parameter counts, multiply-adds and outputs.
-Run:  python phase05-cnn/10-efficientnet.py            (B0-B7 and the other families in the plot; about 5 s on a 2-core CPU)
+Run:  python phase05-cnn/10-efficientnet.py            (B0-B7 and the other families in the plot, 224x224 comparison; about 40 s on a 2-core CPU shared with other jobs)
       python phase05-cnn/10-efficientnet.py --quick    (seconds, offline, used by the tests)
 Expect: "[check] parameters: scratch vs torchvision efficientnet_b0: 5288548"; B0's logits equal
-        torchvision's with the same weights; 0.386 G multiply-adds for B0 at 224x224 as
+        torchvision's with the same weights, in eval mode and in train mode, where stochastic
+        depth and dropout draw the same random numbers (lesson 07's comparison: BN buffers and
+        gradients too); 0.386 G multiply-adds for B0 at 224x224 as
         torchvision lists; families.png shows EfficientNet reaching a given ImageNet accuracy
         with several times fewer multiply-adds than ResNet.
 """
@@ -15,9 +17,8 @@ import math
 import torch
 import torch.nn as nn
 import torchvision
-from torch.utils.flop_counter import FlopCounterMode
 
-from dlcourse import check, cli, plot
+from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000             # ImageNet's classes, so the counts match torchvision's
@@ -32,11 +33,12 @@ SCALES = {0: (1.0, 1.0, 224, 0.2), 1: (1.0, 1.1, 240, 0.2), 2: (1.1, 1.2, 288, 0
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15   # the paper's grid-searched depth, width, resolution bases
 QUICK_B = (0, 1)                      # --quick checks these against torchvision
 
-
-def divisible(v, d=8):
-    """Nearest multiple of d, never more than 10 % down (as in lesson 09)."""
-    out = max(d, int(v + d / 2) // d * d)
-    return out + d if out < 0.9 * v else out
+alexnet = lessons.load("05.05")   # the model-size tools: count, gmacs
+resnet = lessons.load("05.07")    # BN randomiser and the comparison with torchvision's weights
+variants = lessons.load("05.08")   # torchvision_metrics: listed top-1 and G ops, no download
+mobilenet = lessons.load("05.09")  # divisible: channel counts rounded to multiples of 8
+count, gmacs, divisible = alexnet.count, alexnet.gmacs, mobilenet.divisible
+listed = variants.torchvision_metrics
 
 
 def conv_bn_act(c_in, c_out, k=1, stride=1, groups=1, act=True, bn_eps=1e-5):
@@ -130,24 +132,6 @@ def efficientnet(b):
     return EfficientNet(width, depth, dropout, bn_eps=1e-5 if b < 5 else 1e-3)  # B5-B7: TF's eps
 
 
-def count(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def gmacs(model, size):
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.empty(1, 3, size, size, device=next(model.parameters()).device))
-    return counter.get_total_flops() / 2e9
-
-
-def listed(name):
-    """torchvision's metadata for its first ImageNet weights (no download): top-1, G ops."""
-    meta = torchvision.models.get_model_weights(name).IMAGENET1K_V1.meta
-    return meta["_metrics"]["ImageNet-1K"]["acc@1"], meta["_ops"]
-
-
 def figure(run, points):
     fig, ax = plt.subplots(figsize=(8, 4.8))
     families = {}
@@ -202,21 +186,15 @@ def main(args) -> dict:
 
     print("--- 3. same weights, same outputs (B0)")
     tv = torchvision.models.efficientnet_b0(weights=None).to(run.device).eval()
-    with torch.no_grad():                                  # non-trivial BN statistics (lesson 07)
-        for m in tv.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+    resnet.randomise_batchnorm(tv)                         # non-trivial BN (lesson 07)
     with torch.device("meta"):
         model = efficientnet(0)
-    model.load_state_dict(tv.state_dict(), strict=True, assign=True)
     size = 96 if run.quick else 224
     x = torch.randn(2, 3, size, size, device=run.device)
-    with torch.no_grad():
-        out, ref = model.eval()(x), tv(x)
-    check.close(f"logits: scratch EfficientNet-B0 vs torchvision, {size}x{size} (same weights)", out, ref,
-                atol=1e-4, rtol=1e-4)
-    model.train()                                          # stochastic depth only acts in training
+    # train mode runs stochastic depth and dropout: after the same seed, both models must drop
+    # the same residual branches and units, so a wrong keep probability or scale shows
+    resnet.compare_with_reference(f"scratch EfficientNet-B0, {size}x{size} (same weights)",
+                                  resnet.load_weights(model, tv), tv, x)
     sd = [m.p for m in model.modules() if isinstance(m, StochasticDepth)]
     print(f"    stochastic depth: {len(sd)} blocks, drop probability {sd[0]:.2f} ... {sd[-1]:.3f}")
     return cli.finish(run, metrics)
