@@ -48,12 +48,15 @@ def test_output_folder_that_is_a_file(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated zip"])
 def test_corrupt_checkpoint(content, tmp_path):
+    """Each says in one line what is wrong with the file, never PyTorch's text cut short."""
     bad = tmp_path / "bad.pt"
     bad.write_bytes(content)
     result = run_script("phase03-pytorch/10-model-save-load.py",
                         ["--quick", "--resume-from", str(bad), "--out", str(tmp_path / "o")],
                         tmp_path)
-    assert_one_line_error(result, contains="corrupt")
+    assert_one_line_error(result, contains="is not a file written by torch.save, or it was cut "
+                                           f"short ({len(content)} bytes)")
+    assert len(result.stderr.strip().splitlines()) == 1
     assert bad.read_bytes() == content  # the learner's file is left as it was
 
 

@@ -211,6 +211,21 @@ def test_start_and_finish_write_metrics_and_progress(tmp_path, monkeypatch):
     assert progress.status("01.01") == "done"
 
 
+def test_finish_records_a_stand_in_run_apart(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DLCOURSE_PROGRESS", str(tmp_path / "p.json"))
+    monkeypatch.setattr(data, "ANNOUNCED", [])
+    monkeypatch.setattr(check, "PASSED", [])
+    lesson_file = str(cli.REPO / "phase03-pytorch" / "capstone-mnist.py")
+    run = cli.start(cli.parser().parse_args(["--out", str(tmp_path / "o")]), lesson_file,
+                    use_torch=False)
+    data.announce("digits upsampled", kind="bundled", stand_in_for="MNIST")
+    check.true("something", True)
+    metrics = cli.finish(run, {})
+    assert metrics["stand_in_for"] == "MNIST"
+    assert progress.status("03.capstone") == "stand-in"
+    assert "recorded as done on stand-in data" in capsys.readouterr().out
+
+
 # ---------- progress ----------
 def test_progress_records_quick_as_tried_and_full_as_done(tmp_path, monkeypatch):
     monkeypatch.setenv("DLCOURSE_PROGRESS", str(tmp_path / "p.json"))

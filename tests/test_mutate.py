@@ -12,7 +12,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import mutate  # noqa: E402
 
 MUTANTS = mutate.load_mutants()
-SAMPLE = ["04.06#1", "04.06#3"]  # a few, chosen across phases, run in every pytest
+SAMPLE = ["01.02#1", "02.07#1", "03.05#1", "04.06#1", "05.02#1"]  # one per phase, fast lessons
 
 
 def test_every_mutant_applies_exactly_once():
@@ -23,6 +23,14 @@ def test_every_mutant_applies_exactly_once():
         assert m["find"] != m["replace"] and m["why"], m["id"]
         text = (REPO / lesson.path).read_text(encoding="utf-8")
         assert text.count(m["find"]) == 1, f"{m['id']}: `find` occurs {text.count(m['find'])} times"
+
+
+def test_every_lesson_has_planted_mistakes():
+    """Every written lesson and capstone has from-scratch code here, so each has mutants."""
+    planted = {m["lesson"] for m in MUTANTS}
+    missing = [lesson.id for lesson in syllabus.lessons() if lesson.id not in planted
+               and (REPO / lesson.path).exists()]
+    assert not missing, f"lessons without a planted mistake in tools/mutants/: {missing}"
 
 
 @pytest.mark.lesson
