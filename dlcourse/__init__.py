@@ -19,6 +19,16 @@ import the module you need, e.g. `from dlcourse import check, cli`.
 __version__ = "0.1.0"
 
 
+def shorten(text, limit=120):
+    """`text` on one line, cut to at most `limit` characters at a word boundary with the cut
+    marked: for quoting a library's error message, never mid-word."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 4]
+    return (head.rsplit(" ", 1)[0] if " " in head else head) + " ..."
+
+
 class CourseError(Exception):
     """A problem the learner can fix (bad flag, missing file, corrupt checkpoint).
 

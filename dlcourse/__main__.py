@@ -16,7 +16,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dlcourse import CourseError, data, progress, readme, syllabus
+from dlcourse import CourseError, data, progress, readme, shorten, syllabus
 
 REPO = syllabus.REPO
 STATUS_MARK = {"done": "[x]", "stand-in": "[s]", "tried": "[~]", "todo": "[ ]"}
@@ -114,9 +114,7 @@ def cmd_progress(args):
 
 
 def cmd_doctor(args):
-    failures = 0
-
-    warnings = 0
+    failures = warnings = 0
 
     def line(level, text):
         nonlocal failures, warnings
@@ -132,7 +130,7 @@ def cmd_doctor(args):
             module = importlib.import_module(name)
             line("OK", f"{name} {getattr(module, '__version__', '(version unknown)')}")
         except Exception as err:  # an import can fail in many ways; report each
-            line("FAIL", f"{name} does not import: {type(err).__name__}: {str(err)[:120]}"
+            line("FAIL", f"{name} does not import: {type(err).__name__}: {shorten(err)}"
                          " -> pip install -r requirements.txt")
     try:
         import torch

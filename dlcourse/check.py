@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from dlcourse import shorten
+
 PASSED = []  # names of checks of the lesson's own code that passed, in order
 DEMOS = []   # library-against-library demonstrations (demo=True): shown, never counted
 
@@ -40,13 +42,6 @@ def _fail(name, line, demo=False):
     raise CheckFailed(f"{'demonstration' if demo else 'check'} '{name}' failed: {line}")
 
 
-def shorten(text, limit=120):
-    """Cut `text` to at most `limit` characters at a word boundary, marking the cut."""
-    text = " ".join(str(text).split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit - 4].rsplit(" ", 1)[0] if " " in text[:limit - 4] else text[:limit - 4]
-    return cut + " ..."
 
 
 def close(name, actual, expected, atol=1e-6, rtol=0.0, demo=False):

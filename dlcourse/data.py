@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlcourse import CourseError, syllabus
+from dlcourse import CourseError, shorten, syllabus
 
 REPO = syllabus.REPO  # the course folder
 
@@ -290,5 +290,5 @@ def _library_fetch(name, offline, load):
         print(f"data: downloading {name} through {SOURCES[name].via} into {home}")
         return load(home, True)
     except Exception as err:  # network errors come in many library-specific types
-        print(f"data: download of {name} failed: {type(err).__name__}: {str(err)[:160]}")
+        print(f"data: download of {name} failed: {type(err).__name__}: {shorten(err, 160)}")
         return None

@@ -8,7 +8,7 @@ An unknown or unavailable device is a CourseError (one line, exit 2), never a tr
 import os
 import re
 
-from dlcourse import CourseError
+from dlcourse import CourseError, shorten
 
 CHOICES = "auto, cpu, cuda, cuda:N, mps, npu or npu:N"
 
@@ -62,7 +62,7 @@ def _npu(name, index):
                           "which is not installed (see docs/SETUP.md); use --device cpu") from None
     except Exception as err:  # a plugin built for another torch fails in many ways
         raise CourseError(f"device '{name}': torch_npu does not load with torch "
-                          f"{torch.__version__}: {type(err).__name__}: {str(err)[:120]}") from None
+                          f"{torch.__version__}: {type(err).__name__}: {shorten(err)}") from None
     count = torch.npu.device_count() if torch.npu.is_available() else 0
     if index >= count:
         raise CourseError(f"device '{name}' is not available: torch_npu sees {count} NPU(s)")

@@ -88,16 +88,16 @@ def load():
         return {"runs": {}}
     try:
         record = json.loads(p.read_text(encoding="utf-8"))
-        if not _valid(record):
-            raise ValueError("not a progress record")
-        return record
     except (ValueError, UnicodeDecodeError) as err:
-        aside = _set_aside(p)
-        reason = "not a progress record" if isinstance(err, ValueError) and \
-            str(err) == "not a progress record" else err.__class__.__name__
-        print(f"progress: {p} could not be read ({reason}); kept it as "
-              f"{aside.name} and started a fresh record")
-        return {"runs": {}}
+        reason = err.__class__.__name__
+    else:
+        if _valid(record):
+            return record
+        reason = "not a progress record"
+    aside = _set_aside(p)
+    print(f"progress: {p} could not be read ({reason}); kept it as "
+          f"{aside.name} and started a fresh record")
+    return {"runs": {}}
 
 
 def record(lesson_id, quick, checks, seconds, metrics=None, stand_in_for=()):

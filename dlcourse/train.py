@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from dlcourse import CourseError
+from dlcourse import CourseError, shorten
 
 
 def accuracy(logits, targets):
@@ -257,5 +257,5 @@ def restore_model(model, state_dict):
     except RuntimeError as err:
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0]
-        raise CourseError(f"checkpoint does not fit this model: {detail[:200]}") from None
+        raise CourseError(f"checkpoint does not fit this model: {shorten(detail, 200)}") from None
     return model

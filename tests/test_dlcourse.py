@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlcourse import CourseError, check, cli, data, device, progress, seed, syllabus, train
+from dlcourse import (CourseError, check, cli, data, device, progress, seed, shorten, syllabus,
+                      train)
 
 
 # ---------- device ----------
@@ -171,10 +172,10 @@ def test_check_demonstrations_are_shown_but_not_counted(monkeypatch, capsys):
 
 def test_long_messages_are_cut_at_a_word_boundary():
     text = "weights_only load failed because the file contains a global that is not allowed " * 3
-    short = check.shorten(text, 60)
+    short = shorten(text, 60)
     assert len(short) <= 60 and short.endswith(" ...")
     assert text.startswith(short[:-4]) and not short[:-4].endswith(" ")
-    assert check.shorten("short", 60) == "short"
+    assert shorten("short", 60) == "short"
 
 
 def test_parser_rejects_an_output_path_that_is_a_file(tmp_path):
