@@ -127,6 +127,21 @@ def accuracy(model, x, y):
     return (model(x).argmax(1) == y).float().mean().item()
 
 
+def train_epoch(model, opt, x, y, batch, order_gen, penalty=None):
+    """One epoch of minibatch training on tensors already on the device: a fresh seeded order
+    each epoch, cross-entropy plus an optional penalty() term. Lessons 06-08 reuse it."""
+    model.train()
+    order = torch.randperm(len(x), generator=order_gen).to(x.device)
+    for i in range(0, len(x), batch):
+        idx = order[i:i + batch]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        if penalty is not None:
+            loss = loss + penalty()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def train_one(run, act_cls, lr, epochs, batch, train_set, val_set):
     """Train from the seed's initial weights with the seed's batch order; return the model
     and per-epoch history (full-set train loss, validation accuracy, dead units per layer)."""
@@ -148,13 +163,7 @@ def train_one(run, act_cls, lr, epochs, batch, train_set, val_set):
 
     record()                                   # epoch 0: the untrained network
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=order_gen).to(run.device)
-        for i in range(0, len(x), batch):
-            idx = order[i:i + batch]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_epoch(model, opt, x, y, batch, order_gen)
         record()
     return model, hist
 

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
+mnist1d = lessons.load("04.05")   # lesson 05: the MNIST-1D loader and the epoch loop
+
 P = 0.5              # drop probability in the experiments
 WIDTH = 256          # hidden units: wide enough to memorise a small training set
 LR = 1e-3            # Adam learning rate
@@ -110,19 +112,16 @@ def train(run, p, epochs, x, y, x_val, y_val):
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     order_gen = torch.Generator().manual_seed(run.seed)
     hist = {"train_loss": [], "val_loss": [], "val_acc": []}
+    modes = []  # dropout's mode in each forward that builds a graph: the training steps
+    model.drop1.register_forward_pre_hook(
+        lambda module, inputs: modes.append(module.training) if torch.is_grad_enabled() else None)
     for _ in range(epochs):
-        model.train()                                     # dropout on
-        order = torch.randperm(len(x), generator=order_gen).to(run.device)
-        for i in range(0, len(x), BATCH):
-            idx = order[i:i + BATCH]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        mnist1d.train_epoch(model, opt, x, y, BATCH, order_gen)  # train mode: dropout on
         train_loss, _ = evaluate(model, x, y)             # both measured without dropout
         val_loss, val_acc = evaluate(model, x_val, y_val)
         for k, v in zip(hist, (train_loss, val_loss, val_acc)):
             hist[k].append(v)
+    hist["steps_with_dropout_on"] = (sum(modes), len(modes))
     return model, hist
 
 
@@ -132,7 +131,6 @@ def main(args) -> dict:
     epochs = run.epochs
     check_semantics(run)
 
-    mnist1d = lessons.load("04.05")                       # the loader written in lesson 05
     (x, y), (x_val, y_val), test_set = mnist1d.load_mnist1d(
         run, QUICK_MNIST1D_SIZE if run.quick else MNIST1D_SIZE,
         note="; a deliberately small training set, so that an MLP overfits")
@@ -144,6 +142,11 @@ def main(args) -> dict:
         gaps[p] = h["val_loss"][-1] - h["train_loss"][-1]
         print(f"p = {p}: train loss {h['train_loss'][-1]:.3f}  val loss {h['val_loss'][-1]:.3f}"
               f"  gap {gaps[p]:.3f}  val acc {h['val_acc'][-1]:.3f}")
+    # evaluate() leaves the model in eval mode, so a loop that forgets model.train() trains
+    # every epoch after the first without dropout; the gap check alone can miss that
+    on, steps = results[P]["steps_with_dropout_on"]
+    check.equal("training steps with dropout in train mode (of all steps)", (on, steps),
+                (steps, steps))
     check.less(f"generalisation gap (val - train loss) with p = {P} vs without dropout",
                gaps[P], gaps[0.0])
     # Choose with or without dropout on validation loss; the test split is scored once, for it.

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
+mnist1d = lessons.load("04.05")   # lesson 05: the MNIST-1D loader and the epoch loop
+
 EPS = 1e-5           # added to the variance before the square root (torch's default)
 MOMENTUM = 0.1       # running = (1 - m) running + m batch_stat (torch's convention)
 PARITY_STEPS = 5     # training-mode batches compared with torch, running stats included
@@ -145,14 +147,7 @@ def train(run, use_bn, epochs, x, y, x_val, y_val):
     order_gen = torch.Generator().manual_seed(run.seed)
     hist = {"train_loss": [], "val_loss": []}
     for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=order_gen).to(run.device)
-        for i in range(0, len(x), BATCH):
-            idx = order[i:i + BATCH]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        mnist1d.train_epoch(model, opt, x, y, BATCH, order_gen)  # batch statistics
         model.eval()                                       # running statistics from here on
         with torch.no_grad():
             hist["train_loss"].append(F.cross_entropy(model(x), y).item())
@@ -175,7 +170,6 @@ def main(args) -> dict:
     check_parity((4, 7, 12), LayerNorm(12), nn.LayerNorm(12), "LayerNorm vs nn.LayerNorm")
 
     # 2) Train a deep ReLU MLP with and without (scratch) BatchNorm.
-    mnist1d = lessons.load("04.05")                       # the loader written in lesson 05
     (x, y), (x_val, y_val), test_set = mnist1d.load_mnist1d(
         run, QUICK_MNIST1D_SIZE if run.quick else MNIST1D_SIZE)
     results, models = {}, {}

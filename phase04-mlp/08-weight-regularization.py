@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from dlcourse import check, cli, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
+mnist1d = lessons.load("04.05")   # lesson 05: the MNIST-1D loader and the epoch loop
+
 WIDTH = 256          # hidden units: enough to memorise 800 signals
 LR = 1e-3            # Adam / AdamW learning rate
 BATCH = 64           # examples per step
@@ -149,13 +151,7 @@ def train(run, name, epochs, x, y, x_val, y_val):
     order_gen = torch.Generator().manual_seed(run.seed)
     hist = {"train_loss": [], "val_loss": [], "val_acc": []}
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=order_gen).to(run.device)
-        for i in range(0, len(x), BATCH):
-            idx = order[i:i + BATCH]
-            loss = F.cross_entropy(model(x[idx]), y[idx]) + penalty()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        mnist1d.train_epoch(model, opt, x, y, BATCH, order_gen, penalty)
         with torch.no_grad():                              # data loss only, no penalty
             hist["train_loss"].append(F.cross_entropy(model(x), y).item())
             logits = model(x_val)
@@ -172,7 +168,6 @@ def main(args) -> dict:
     check_penalties()
     check_optimisers()
 
-    mnist1d = lessons.load("04.05")                       # the loader written in lesson 05
     (x, y), (x_val, y_val), (x_test, y_test) = mnist1d.load_mnist1d(
         run, QUICK_MNIST1D_SIZE if run.quick else MNIST1D_SIZE,
         note="; a small training set, so that an MLP overfits")

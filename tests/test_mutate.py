@@ -18,8 +18,8 @@ SAMPLE = ["01.02#1", "02.07#1", "03.05#1", "04.06#1", "05.02#1"]  # one per phas
 def test_every_mutant_applies_exactly_once():
     assert MUTANTS, "the mutant list is empty"
     for m in MUTANTS:
-        lesson = syllabus.find(m["lesson"])
-        assert lesson is not None, m["id"]
+        lesson = mutate.edited_lesson(m)
+        assert lesson is not None and syllabus.find(m["lesson"]) is not None, m["id"]
         assert m["find"] != m["replace"] and m["why"], m["id"]
         text = (REPO / lesson.path).read_text(encoding="utf-8")
         assert text.count(m["find"]) == 1, f"{m['id']}: `find` occurs {text.count(m['find'])} times"

@@ -7,7 +7,8 @@ catches each one (mutation testing of the self-checks).
     python tools/mutate.py --list          # show the planted mistakes, run nothing
 
 Each mutant is one edit of one lesson: `find` (text that occurs exactly once in the file)
-becomes `replace`. The edit goes into a temporary copy of the course (the working tree is
+becomes `replace`. Code a lesson loads from an earlier one is mutated where it lives and
+caught where it is used: `edit="04.05"` edits lesson 04.05's file and runs `lesson`. The edit goes into a temporary copy of the course (the working tree is
 never touched, so Ctrl-C or a crash cannot leave a mistake behind); the mutated lesson
 runs there with --quick, offline, and the result is
 
@@ -80,11 +81,16 @@ def run_lesson(root, lesson, args, home, timeout=300):
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def edited_lesson(mutant):
+    """The lesson whose file the mutant edits: `edit` when given, else the lesson it runs."""
+    return syllabus.find(mutant.get("edit", mutant["lesson"]))
+
+
 def apply(mutant, root):
     """Edit the copy under `root`; return an error string when `find` is not there once."""
-    lesson = syllabus.find(mutant["lesson"])
-    if lesson is None:
-        return f"unknown lesson {mutant['lesson']}"
+    lesson = edited_lesson(mutant)
+    if lesson is None or syllabus.find(mutant["lesson"]) is None:
+        return f"unknown lesson {mutant.get('edit', mutant['lesson'])}"
     path = Path(root) / lesson.path
     text = path.read_text(encoding="utf-8")
     count = text.count(mutant["find"])
@@ -110,7 +116,7 @@ def try_mutant(mutant, timeout=300):
         if result.returncode == 1 and failed:
             return "killed", failed[0][len("CHECK FAILED: "):]
         if result.returncode == 0:
-            return "SURVIVED", result.stdout.strip().splitlines()[-3] if result.stdout else ""
+            return "SURVIVED", " | ".join(result.stdout.strip().splitlines()[-3:-1])  # checks, metrics
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         return "crashed", f"exit {result.returncode}: {last}"
 

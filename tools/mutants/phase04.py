@@ -96,4 +96,13 @@ MUTANTS = [
     dict(lesson="04.capstone", why="rmse without the square root (that is the MSE)",
          find="return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(y)) ** 2)))",
          replace="return float(np.mean((np.asarray(pred) - np.asarray(y)) ** 2))"),
+    # the epoch loop lives in 04.05 and is reused by 04.06-04.08 (edit= names where it lives)
+    dict(lesson="04.05", why="gradients never zeroed: they pile up across minibatches",
+         find="        opt.zero_grad()\n        loss.backward()\n        opt.step()\n\n\ndef train_one",
+         replace="        loss.backward()\n        opt.step()\n\n\ndef train_one"),
+    dict(lesson="04.06", edit="04.05", why="the epoch loop never calls model.train(): after the "
+         "first evaluation, dropout stays off", find="    model.train()\n    order = torch.randperm",
+         replace="    order = torch.randperm"),
+    dict(lesson="04.08", edit="04.05", why="the penalty term is dropped from the training loss",
+         find="            loss = loss + penalty()", replace="            loss = loss"),
 ]
