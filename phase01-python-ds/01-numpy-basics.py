@@ -8,11 +8,22 @@ Expect: "[check] element offsets from strides == the flat positions ... OK" for 
         array, its transpose and a stepped slice; "[demo] fancy indexing copies ... OK";
         a view of 50M floats takes microseconds, a copy of them ~0.5 s (full run).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import numpy as np
 
-from dlcourse import check, cli
+from dlcourse import check
 
 SHAPE = (3, 4, 5)          # a small 3-D array: easy to print, enough axes to see strides;
                            # three different sizes, so mixing up two axes cannot go unnoticed
@@ -172,10 +183,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -8,11 +8,22 @@ Expect: "[check] pairwise distances (23 x 17): broadcast vs loop: max |diff| ~1e
         broadcasting is ~75-95x faster than the loop (two full runs on a shared 2-core CPU; the
         matmul form faster still); figure loop_vs_vectorised.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import numpy as np
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 
 import matplotlib.pyplot as plt  # after dlcourse.plot, which selects the headless backend
 
@@ -184,10 +195,6 @@ def main(args) -> dict:
                             "speedup": round(t_loop / t_bc, 1)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

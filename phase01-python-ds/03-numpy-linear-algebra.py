@@ -8,12 +8,23 @@ Expect: at cond(H) ~1e16 solve's relative residual stays ~1e-16 while inv's is ~
         as [demo] lines: they test LAPACK, not our code); power iteration finds the eigenvalue
         -4 of a non-symmetric matrix to ~1e-15; figure solve_vs_inv.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import numpy as np
 import scipy.linalg
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 
 import matplotlib.pyplot as plt  # after dlcourse.plot, which selects the headless backend
 
@@ -249,10 +260,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

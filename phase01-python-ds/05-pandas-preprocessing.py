@@ -7,12 +7,23 @@ Run:  python phase01-python-ds/05-pandas-preprocessing.py            (about 8 s 
 Expect: "[check] no NaN left in train or test ... OK"; the test matrix equals an independent
         numpy recomputation from train statistics (max |diff| 0, 1e-12 allowed); 15 features.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import io
 
 import numpy as np
 import pandas as pd
 
-from dlcourse import check, cli, data
+from dlcourse import check, data
 
 N_QUICK = 1_000            # customers generated in --quick
 N_FULL = 200_000           # full run
@@ -199,10 +210,6 @@ def main(args) -> dict:
                             "missing_share_max": round(float(missing.max()), 4)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -8,12 +8,23 @@ Expect: four_plots.png (loss curves, two clusters, a histogram with its density,
         counts); "[check] drawn histogram counts == a manual recount ... OK"; size_*.png exactly
         figsize x dpi pixels.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import matplotlib
 import numpy as np
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 
 import matplotlib.image as mpimg  # after dlcourse.plot, which selects the headless backend
 import matplotlib.pyplot as plt
@@ -155,10 +166,6 @@ def main(args) -> dict:
                             "figure": str(path), "size_demo": [str(p) for p in paths.values()]})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

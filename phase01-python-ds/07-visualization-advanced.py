@@ -8,11 +8,22 @@ Expect: grid_shared.png (a hand-made joint plot + small multiples), styles.png, 
         "[check] heatmap cells == numpy Pearson correlation: max |diff| ~1e-15"; strongest pair
         area_m2 / rooms (r ~ 0.9).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 
 import matplotlib.pyplot as plt  # after dlcourse.plot, which selects the headless backend
 
@@ -162,10 +173,6 @@ def main(args) -> dict:
                             "strongest_r": round(r, 4)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -14,6 +14,20 @@ Expect: first a self-test of the pipeline on a generated Titanic-format table (i
         numpy recomputation ... OK". On Titanic (not run here, no network) the same tables
         compare survival by sex, class and port.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__)
+    p.add_argument("--csv", metavar="PATH", default=None,
+                   help="analyse a Titanic-format CSV (e.g. Kaggle's train.csv) instead")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlcourse import CourseError, check, cli, data, plot
+from dlcourse import CourseError, check, data, plot
 
 import matplotlib.image as mpimg  # after dlcourse.plot, which selects the headless backend
 import matplotlib.pyplot as plt
@@ -454,13 +468,6 @@ def main(args) -> dict:
                             "figure": str(fig_path)})
 
 
-def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    p.add_argument("--csv", metavar="PATH", default=None,
-                   help="analyse a Titanic-format CSV (e.g. Kaggle's train.csv) instead")
-    return p.parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

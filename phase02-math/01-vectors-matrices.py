@@ -10,11 +10,22 @@ Expect: "[check] residual is orthogonal to every column (A^T r / |A||r|): max |d
         equals np.linalg.matrix_rank; figure vectors_and_maps.png shows the right angle of
         a projection and a grid bent by four matrices.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 N_QUICK = 150                   # diabetes rows in --quick (the full run uses all 442)
@@ -198,10 +209,6 @@ def main(args) -> dict:
     return cli.finish(run, {"rows": n, "r2": float(r2)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -9,10 +9,21 @@ Expect: power iteration's lambda_1 (~178.9 on all 1797 digits) equals np.linalg.
         ~1e-16"; rank 10 keeps ~0.74 of the centred digits' energy; figure svd_digits.png
         shows the spectrum and digits rebuilt from rank 1..40 approximations.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import load_digits
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 N_QUICK = 400          # digits used in --quick (the full run uses all 1797)
@@ -182,10 +193,6 @@ def main(args) -> dict:
                             f"energy_kept_rank{k}": float(kept)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -9,11 +9,22 @@ Expect: the forward difference's error falls like h^1 and the central one's like
         diabetes least-squares loss passes the gradient check (relative error ~1e-9) and
         equals torch.autograd to ~1e-16; a planted bug (a forgotten 1/n) is caught.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import torch
 from sklearn.datasets import load_diabetes
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 X0 = 1.3                         # where the 1-D derivative is examined
@@ -267,10 +278,6 @@ def main(args) -> dict:
                             "planted_bug_rel_error": float(rel_bug)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -9,18 +9,30 @@ Expect: every hand-derived gradient equals torch.autograd ("max |diff| ~1e-16" i
         train loss falls from ~1.27 to ~0.006 in 500 steps; figure backprop.png shows the
         graph with forward values and gradients, and both loss curves on top of each other.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS = 500          # full-batch gradient steps (one step = one pass over the 178 wines)
+QUICK_STEPS = 60     # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import torch
 from sklearn.datasets import load_wine
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 HIDDEN = 16          # hidden units of the two-layer network
 LR = 0.2             # plain gradient-descent step size
 INIT_SCALE = 0.5     # std of the initial weights (divided by sqrt(fan-in))
-STEPS = 500          # full-batch gradient steps (one step = one pass over the 178 wines)
-QUICK_STEPS = 60     # --quick
 
 
 # --- 1. A computational graph you can draw -----------------------------------------
@@ -221,10 +233,6 @@ def main(args) -> dict:
     return cli.finish(run, {"steps": steps, "final_loss": final_loss, "train_acc": acc})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

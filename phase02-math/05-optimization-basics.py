@@ -9,11 +9,22 @@ Expect: "[check] diabetes least squares, lr = 0.99 x 2/L: converged ..." and "lr
         GD on Rosenbrock reaches (1, 1) with lr 0.0019 but not with 0.0021 (2/L there is
         ~0.002); figure gradient_descent.png shows the paths on contour plots.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import torch
 from sklearn.datasets import load_diabetes
 
-from dlcourse import check, cli, data, lessons, plot
+from dlcourse import check, data, lessons, plot
 import matplotlib.pyplot as plt
 
 derivatives = lessons.load("02.03")   # central differences and the gradient-check tolerance
@@ -247,10 +258,6 @@ def main(args) -> dict:
                             "rosen_dist_above": float(np.linalg.norm(rosen_paths[above][-1] - 1))})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

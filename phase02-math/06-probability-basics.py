@@ -11,12 +11,23 @@ Expect: every sample mean and variance lies within 5 standard errors of the form
         (figure distributions.png); the disease-test posterior P(sick | positive) = 0.161
         by Bayes matches a simulated population of a million people.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import numpy as np
 from scipy import special   # exact CDFs to test against: normal, Poisson, gamma
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 N_QUICK, N_FULL = 50_000, 2_000_000    # draws per distribution
@@ -230,10 +241,6 @@ def main(args) -> dict:
                             "ks_sqrtN_D_exponential": ks[f"exponential(rate {EXP_RATE:g})"]})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

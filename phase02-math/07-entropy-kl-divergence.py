@@ -11,6 +11,17 @@ Expect: "[check] H(p, q) = H(p) + KL(p || q) ...: max |diff| ~1e-15"; KL >= 0 on
         where the stable one does not; figure entropy_kl.png shows forward KL covering both
         modes, reverse KL picking one.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 K = 10                        # classes in the random-distribution experiments
@@ -254,10 +265,6 @@ def main(args) -> dict:
                             "reverse_kl_sigma": float(best["reverse"][1])})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

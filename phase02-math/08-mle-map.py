@@ -10,12 +10,23 @@ Expect: every closed form equals the optimiser's result ("[check] Gaussian MLE (
         scikit-learn's Ridge; the MAP estimate is pulled toward the prior for small n and
         meets the MLE as n grows (figure mle_map.png).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import torch
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 TRUE_MU, TRUE_SIGMA = 3.0, 2.0      # the Gaussian the samples come from
@@ -225,10 +236,6 @@ def main(args) -> dict:
                             "ridge_shrink": float(shrink)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -11,12 +11,23 @@ Expect: (seed 0, full run) "[check] normal equations vs LinearRegression (interc
         original units, matches scikit-learn's weights and intercept; test R^2 0.359;
         figure coefficients.png (loss curve and standardised coefficients).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import train_test_split
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 TEST_FRACTION = 0.25   # held-out share of patients, to report R^2 on unseen data
@@ -197,10 +208,6 @@ def main(args) -> dict:
                             "condition_number_original_units": float(cond_raw)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -10,19 +10,31 @@ Expect: "[check] hand gradient vs torch.autograd: max |diff| ~1e-16"; our update
       gradient descent reaches the minimum's loss 0.0640; test accuracy 0.959 for ours and sklearn's
       (seed 0, full); boundary.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS = 2000          # full-batch gradient-descent steps (--steps overrides)
+QUICK_STEPS = 300     # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 C = 1.0               # inverse L2 strength, sklearn's convention: loss = 1/2||w||^2 + C * sum(CE)
 LR = 0.5              # gradient-descent step size on the mean loss (inputs are standardised)
-STEPS = 2000          # full-batch gradient-descent steps (--steps overrides)
-QUICK_STEPS = 300     # --quick
 SGD_CHECK_STEPS = 5   # steps replayed with torch.optim.SGD to check our update rule
 NEWTON_STEPS = 25     # Newton converges quadratically; a handful of steps is plenty
 BOUNDARY_FEATURES = ("mean radius", "mean texture")  # the two inputs of the 2-D picture
@@ -180,10 +192,6 @@ def main(args) -> dict:
                             "final_loss": float(loss_gd)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

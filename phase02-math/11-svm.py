@@ -10,18 +10,30 @@ Expect: our subgradient equals finite differences of J; our objective lies betwe
       ~1e-5 of it); the margin narrows as C grows (2.11 > 1.14 > 1.10); RBF beats linear on the
       moons (test accuracy 0.967 vs 0.833; seed 0, full); figure margins.png, support vectors circled.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS = 4000              # full-batch subgradient steps per fit
+QUICK_STEPS = 1333        # --quick: a third of them
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import make_blobs, make_moons
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC, LinearSVC
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 CS = (0.01, 1.0, 100.0)   # soft-margin strengths to compare: wide-and-tolerant ... narrow-and-strict
-STEPS = 4000              # full-batch subgradient steps per fit
-QUICK_STEPS = 1333        # --quick: a third of them
 LR0 = 1.0                 # step size at step 1; decays as LR0 / sqrt(t), the classic subgradient schedule
 GAMMA = 1.0               # RBF width: K(a, b) = exp(-GAMMA ||a - b||^2)
 RBF_C = 1.0               # C of the kernel SVM
@@ -185,10 +197,6 @@ def main(args) -> dict:
                             "margins": [float(m) for m in margins]})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -9,6 +9,17 @@ Expect: our split search finds splits exactly as good as DecisionTreeClassifier'
       test accuracy tree 0.930, forest 0.947 (sklearn's 0.953), boosting test R^2 0.334 (sklearn's
       0.333) (seed 0, full); figure regions.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, make_moons
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
@@ -16,7 +27,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 DEPTH = 4            # depth of the single trees we compare with sklearn
@@ -309,10 +320,6 @@ def main(args) -> dict:
                             "boost_r2": float(r2_gb)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -10,13 +10,24 @@ Expect: KNN predictions equal KNeighborsClassifier's (test accuracy k=1: 1.000, 
       random ones (10879 vs 49099; seed 0, full); the elbow bends at k=4; figures kmeans_steps.png
       and elbow.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_wine, make_blobs
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 KS_KNN = (1, 5, 15)     # neighbour counts to compare: 1 memorises, larger k smooths
@@ -195,10 +206,6 @@ def main(args) -> dict:
                             "seed_inertia_pp": float(start_pp), "seed_inertia_random": float(start_rand)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -8,11 +8,22 @@ Expect: components equal sklearn's PCA up to sign (diff ~1e-14); the first 2 com
       of the variance and 29 components keep 95% (full run, as PCA(n_components=0.95) finds);
       figure pca.png shows digit clusters in the 2-D view and the components as images.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 N_COMPONENTS = 10      # components compared with sklearn
@@ -105,10 +116,6 @@ def main(args) -> dict:
     return cli.finish(run, {"var_2d": float(cum[1]), "k_95": k95})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

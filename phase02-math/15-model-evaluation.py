@@ -8,6 +8,17 @@ Expect: every metric equals sklearn's (max diff ~1e-16), on raw and on tied scor
       0.851 with a bootstrap 95% interval 0.791-0.904; 5-fold CV accuracy 0.796 +- 0.068 (seed 0,
       full); figure curves.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -17,7 +28,7 @@ from sklearn.model_selection import KFold, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 # A deliberately imperfect model: four weak features, so the curves have something to show.
@@ -220,10 +231,6 @@ def main(args) -> dict:
                             "cv_acc_std": float(np.std(scores)), "auc_ci": [float(lo), float(hi)]})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

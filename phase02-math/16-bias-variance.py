@@ -10,13 +10,27 @@ Expect: each of the four generated cases is diagnosed as built; our lasso (ISTA)
       curves equal their SVD closed form; stopped on validation at step 11, the model's test MSE is
       0.113 vs 0.252 when fully trained (seed 0, full); figures learning_curves.png, regularisation.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS = 5000             # gradient-descent steps of the early-stopping demo (--steps overrides)
+QUICK_STEPS = 1000       # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
 
 NOISE = 0.3              # std of the label noise: no model can beat MSE = NOISE^2 (the floor)
@@ -28,8 +42,6 @@ ALPHA_L1 = 0.1           # lasso strength (sklearn's alpha: 1/(2N)||y - Xw||^2 +
 ALPHA_L2 = 10.0          # ridge strength (sklearn's alpha: ||y - Xw||^2 + alpha ||w||^2)
 RFF = 200                # random Fourier features for the early-stopping demo (> its 30 points)
 N_ES = 30                # training points of the early-stopping demo
-STEPS = 5000             # gradient-descent steps of the early-stopping demo (--steps overrides)
-QUICK_STEPS = 1000       # --quick
 
 RECIPES = {
     "high bias": "model too simple: add capacity or features, regularise less, train longer "
@@ -236,10 +248,6 @@ def main(args) -> dict:
                             "test_fully_trained": float(test_end)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -11,6 +11,20 @@ Expect: gradient checks with relative error ~1e-9 (bound 1e-6); our Adam equals 
       wine 1.000 / 1.000 vs 1.000 / 0.981, digits 0.970 / 0.980 vs 0.972 / 0.978 (seed 0, full);
       comparison.md in the output folder; learning_curves.png with the digits diagnosis.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 60          # passes over each training set (--epochs overrides)
+QUICK_EPOCHS = 30    # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 import warnings
 
@@ -22,7 +36,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from dlcourse import check, cli, data, lessons, plot
+from dlcourse import check, data, lessons, plot
 import matplotlib.pyplot as plt
 
 calculus = lessons.load("02.03")   # relative_error: the scale-free gradient-check measure
@@ -32,8 +46,6 @@ HIDDEN = 64          # MLP hidden units
 LR = 0.01            # Adam step size (our models and sklearn's MLP)
 BATCH = 32           # mini-batch size
 L2 = 1e-4            # weight decay added to the mean loss: L2/2 * ||W||^2 (biases not penalised)
-EPOCHS = 60          # passes over each training set (--epochs overrides)
-QUICK_EPOCHS = 30    # --quick
 BETAS = (0.9, 0.999)  # Adam's decay rates for the gradient mean and its square
 ADAM_EPS = 1e-8      # keeps Adam's step finite where the squared-gradient mean is ~0
 ADAM_CHECK_STEPS = 5  # Adam steps replayed with torch.optim.Adam to check our update
@@ -331,10 +343,6 @@ def main(args) -> dict:
     return cli.finish(run, {"epochs": epochs_run, "accuracy": results})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

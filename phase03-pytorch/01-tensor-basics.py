@@ -9,12 +9,23 @@ Expect: "[check] from_numpy shares memory: ... OK"; float16 turns 70000 into inf
         (~2-3) and 0.00046 for float16 in its normal range, each just under half its dtype's eps;
         figure dtype_rounding.png shows them.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import numpy as np
 import torch
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 from dlcourse import device as devices
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
@@ -172,10 +183,6 @@ def main(args) -> dict:
                             **{f"worst_rel_error_{str(dt)[6:]}": v for dt, v in worst.items()}})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

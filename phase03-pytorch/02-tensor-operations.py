@@ -8,11 +8,22 @@ Expect: "[check] einsum vs explicit loops: max |diff| 0" (CPU), "[demo] einsum '
         max |diff| 0" and the same for batched and attention-shaped products; broadcast distances
         match torch.cdist within 1e-6; the planted in-place bug raises "modified by an inplace operation".
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import torch
 
-from dlcourse import check, cli
+from dlcourse import check
 from dlcourse import device as devices
 
 B, H, T, D = 4, 2, 8, 16        # batch, heads, sequence length, head size for the attention product
@@ -156,10 +167,6 @@ def main(args) -> dict:
     return cli.finish(run, {})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -7,11 +7,22 @@ Run:  python phase03-pytorch/03-tensor-autograd.py            (about 9 s on a 2-
 Expect: "[check] gradcheck(StableSoftplus): passed" and "[check] gradcheck catches a wrong
         backward: raised GradcheckError"; figure derivatives.png shows f, f' and f''.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.gradcheck import GradcheckError
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
 N_QUICK = 8          # input size for the gradient checks in --quick
@@ -179,10 +190,6 @@ def main(args) -> dict:
     return cli.finish(run, {"gradcheck_inputs": n})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

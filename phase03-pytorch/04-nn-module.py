@@ -10,21 +10,33 @@ Expect: "[check] MyLinear forward vs nn.Linear: max |diff| 0" (CPU); MyBatchNorm
         follow the same loss curve (same_training.png; max |diff| 3.6e-07 over 300 steps, loss 2.36 -> 1.46),
         and their BatchNorm buffers and eval-mode outputs agree (seed 0, CPU).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS_FULL = 300                # training steps compared (--steps)
+STEPS_QUICK = 30                # and in --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS_FULL, STEPS_QUICK)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import io
 import math
 
 import torch
 import torch.nn as nn
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
 IN, HIDDEN, OUT = 40, 64, 10    # MNIST-1D: 40-sample signals, 10 classes
 BATCH = 50                      # examples per step (not 40, 64 or 10: a batch axis mixed up
                                 # with a feature axis then fails on shapes or values)
 LR = 0.1                        # SGD learning rate
-STEPS_FULL = 300                # training steps compared (--steps)
-STEPS_QUICK = 30                # and in --quick
 BN_MOMENTUM = 0.1               # running = (1 - m) * running + m * batch statistic (torch's default)
 EPS = 1e-5                      # added to the variance before the square root
 
@@ -254,10 +266,6 @@ def main(args) -> dict:
     return cli.finish(run, {"final_loss": losses[-1], "steps": len(losses)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS_FULL, STEPS_QUICK)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

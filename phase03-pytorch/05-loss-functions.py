@@ -10,10 +10,21 @@ Expect: every "[check] <loss> (<reduction>) vs torch" OK for mean, sum and none,
         (max |diff| 0 to ~1e-6); naive BCE gives inf from logit 16.7 on and at 30, where the logits
         form gives 30.0; figure losses.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn.functional as F
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
 BATCH_QUICK = 64         # rows per comparison in --quick
@@ -186,10 +197,6 @@ def main(args) -> dict:
     return cli.finish(run, {"naive_bce_first_inf_logit": first_inf})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -12,13 +12,27 @@ Expect: "[check] Adam: scratch vs torch.optim, max |param diff| over all steps: 
         number does not depend on the core count, but another CPU or a GPU rounds differently);
         figure optimizers.png: paths on a narrow valley and MNIST-1D losses.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS_FULL = 400         # MNIST-1D steps per optimiser (--steps)
+STEPS_QUICK = 25         # and in --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS_FULL, STEPS_QUICK)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import contextlib
 import copy
 
 import torch
 import torch.nn as nn
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
 LR_SGD = 0.05            # plain SGD / momentum learning rate on MNIST-1D
@@ -28,8 +42,6 @@ BETAS = (0.9, 0.999)     # Adam's decay rates for the first and second moments
 ADAM_EPS = 1e-8          # keeps Adam's division finite when a gradient is ~0
 WEIGHT_DECAY = 1e-2      # L2 pull towards zero (coupled in SGD/Adam, decoupled in AdamW)
 BATCH = 64               # examples per step
-STEPS_FULL = 400         # MNIST-1D steps per optimiser (--steps)
-STEPS_QUICK = 25         # and in --quick
 VALLEY_STEPS = 60        # steps on the 2-D valley
 ATOL = 1e-10             # float64 twins: only rounding (~1e-16 per step) may separate them
 
@@ -244,10 +256,6 @@ def main(args) -> dict:
                             **{f"final_loss_{k}": sum(v[-10:]) / 10 for k, v in curves.items()}})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS_FULL, STEPS_QUICK)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

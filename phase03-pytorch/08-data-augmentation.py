@@ -8,6 +8,17 @@ Run:  python phase03-pytorch/08-data-augmentation.py            (about 18 s on a
 Expect: "[check] mixup images vs v2.MixUp: max |diff| 0" (lambda 0.864), CutMix images equal;
         figures augmentation_grid.png (one photo, many views, box following) and mixup_cutmix.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import torch
@@ -17,7 +28,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.utils import draw_bounding_boxes
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
 PHOTO_SIZE = (160, 240)  # (H, W) the photo is resized to before augmenting: small and fast
@@ -228,10 +239,6 @@ def main(args) -> dict:
     return cli.finish(run, {"mixup_lambda": mix[2], "photos_per_s": rate})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

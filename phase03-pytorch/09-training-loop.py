@@ -11,6 +11,20 @@ Expect: (seed 0, full, CPU) lowest validation loss 0.374 at epoch 10 of 10 (val 
         max |diff| 0 <= 0" and the same for the picked epoch's weights; training_curves.png shows
         both runs as one and marks the picked epoch.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS_FULL = 10      # full run (--epochs)
+EPOCHS_QUICK = 2      # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS_FULL, EPOCHS_QUICK)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import copy
 import math
 import time
@@ -19,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import check, cli, data, plot, train
+from dlcourse import check, data, plot, train
 from dlcourse import device as devices
 from dlcourse import seed as seeding
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
@@ -28,8 +42,6 @@ LR = 3e-3             # Adam learning rate
 BATCH = 64            # examples per step
 DROPOUT = 0.2         # dropout before the classifier: makes train() vs eval() matter
 VAL_FRACTION = 0.2    # share of the training signals held out for validation (seeded split)
-EPOCHS_FULL = 10      # full run (--epochs)
-EPOCHS_QUICK = 2      # --quick
 
 
 def make_model():
@@ -211,10 +223,6 @@ def main(args) -> dict:
                             "test_loss": test_loss, "test_acc": test_acc})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS_FULL, EPOCHS_QUICK)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

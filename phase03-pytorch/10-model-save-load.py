@@ -10,6 +10,23 @@ Expect: "[check] resumed run vs uninterrupted run: max |diff| 0"; a damaged file
         e.g. "error: checkpoint '...' is not a file written by torch.save, or it was cut short
         (N bytes)" (exit 2 with --resume-from).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS_FULL = 8       # total epochs (--epochs); the "crash" happens after STOP_AFTER
+EPOCHS_QUICK = 3      # and in --quick
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__, epochs=(EPOCHS_FULL, EPOCHS_QUICK))
+    p.add_argument("--resume-from", metavar="PATH", default=None,
+                   help="continue training from a checkpoint this lesson wrote (default: none, train from the start)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 from dataclasses import dataclass
 
@@ -17,7 +34,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import CourseError, check, cli, data, lessons, train
+from dlcourse import CourseError, check, data, lessons, train
 from dlcourse import seed as seeding
 
 loop = lessons.load("03.09")  # lesson 09's hand-written loop: train_one_epoch and validate
@@ -26,8 +43,6 @@ HIDDEN = 128          # hidden units of the MLP
 DROPOUT = 0.2         # dropout: the run consumes random numbers, so RNG state must be saved
 LR = 3e-3             # Adam learning rate
 BATCH = 64            # examples per step
-EPOCHS_FULL = 8       # total epochs (--epochs); the "crash" happens after STOP_AFTER
-EPOCHS_QUICK = 3      # and in --quick
 STOP_AFTER = 2        # epochs before the simulated interruption
 KEYS = {"model", "optimizer", "epoch", "rng_torch", "rng_device", "rng_loader", "hidden", "seed", "history"}
 
@@ -251,13 +266,6 @@ def main(args) -> dict:
     return cli.finish(run, {"val_loss": full["val_loss"][-1], "epochs": len(full["val_loss"])})
 
 
-def parse_args(argv=None):
-    p = cli.parser(__doc__, epochs=(EPOCHS_FULL, EPOCHS_QUICK))
-    p.add_argument("--resume-from", metavar="PATH", default=None,
-                   help="continue training from a checkpoint this lesson wrote (default: none, train from the start)")
-    return p.parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -10,13 +10,24 @@ Expect: "[check] parameters: predicted bytes == measured: 40083496" (CPU, full; 
         on an H100 a real torch.cuda.OutOfMemoryError under a 1 GiB cap, and 16,128 as the largest
         batch that trains (arithmetic bound 37,106); figure memory_breakdown.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
 DIMS_QUICK = [256, 512, 512, 10]      # MLP layer widths in --quick: input, hidden..., classes
@@ -237,10 +248,6 @@ def main(args) -> dict:
                             "max_batch_bound": bound})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

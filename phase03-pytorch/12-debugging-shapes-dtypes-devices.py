@@ -9,6 +9,17 @@ Expect: one "[check] bug: ... raised <Error>: <message>" and one "[check] fix: .
         bug; on a GPU also the real cross-device error. The shape tracer names the failing layer, or
         says "(between layers)" when the error comes from forward()'s own code (a bad view).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 import warnings
 
@@ -17,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dlcourse import check, cli
+from dlcourse import check
 
 B = 8                    # batch size of every planted example
 IMG = 28                 # image side for the image examples
@@ -219,10 +230,6 @@ def main(args) -> dict:
     return cli.finish(run, {"cross_device_bug_planted": cross_device})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

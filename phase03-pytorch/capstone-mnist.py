@@ -16,6 +16,20 @@ Measured here, offline stand-in (scikit-learn's 1797 8x8 digits upsampled to 28x
         Speed of this model + train.fit on MNIST-shaped random data, batch 128: ~2,650 images/s on
         2 CPU cores (so ~21 s per 55,000-image epoch) and ~28,700 images/s on one H100.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 5              # full run (--epochs)
+EPOCHS_QUICK = 2        # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, EPOCHS_QUICK)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import numpy as np
@@ -26,13 +40,11 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import confusion_matrix
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import check, cli, data, plot, train
+from dlcourse import check, data, plot, train
 from dlcourse import device as devices
 from dlcourse import seed as seeding
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks a headless backend)
 
-EPOCHS = 5              # full run (--epochs)
-EPOCHS_QUICK = 2        # --quick
 BATCH = 128             # images per step
 MAX_LR = 3e-3           # peak of the one-cycle learning-rate schedule (Adam)
 VAL_SIZE = 5000         # MNIST training images held out to watch over-fitting
@@ -209,10 +221,6 @@ def main(args) -> dict:
                             "train_images_per_s": n_train / history["seconds"][-1]})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, EPOCHS_QUICK)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -8,13 +8,26 @@ Expect: "separable: converged after 5 epoch(s), 25 mistakes <= bound 266" (seed 
         XOR still makes 75+ mistakes in every epoch (final train acc 0.53); the weights equal
         scikit-learn's Perceptron exactly (max |diff| 0); the feature x1*x2 makes XOR separable.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+MAX_EPOCHS = 100     # give up after this many passes (XOR never converges); also --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=MAX_EPOCHS).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Perceptron
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 LR = 0.5             # learning rate; for a perceptron started at zero its value only rescales
@@ -22,7 +35,6 @@ LR = 0.5             # learning rate; for a perceptron started at zero its value
                      # forgotten in one of the two updates would change nothing and pass.
 MARGIN = 0.1         # gap kept empty around the planted line (sets the mistake bound)
 XOR_NOISE = 0.25     # std of each XOR cluster around its corner
-MAX_EPOCHS = 100     # give up after this many passes (XOR never converges); also --quick
 
 
 def separable_data(rng, n):
@@ -160,10 +172,6 @@ def main(args) -> dict:
                             "xor_with_product_epochs": len(mistakes_3)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=MAX_EPOCHS).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -7,6 +7,20 @@ Run:  python phase04-mlp/02-mlp-basic.py            (12 s on a busy 2-core CPU)
 Expect: XOR train acc 1.00; moons test acc 0.992 vs 0.882 for logistic regression (seed 0,
         full; 0.984-0.996 over seeds 0-7); decision_boundaries.png shows the curved boundaries.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS = 1000         # full-batch optimiser steps (each one sees every training point) ...
+QUICK_STEPS = 200    # ... and --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
@@ -16,13 +30,11 @@ from sklearn.datasets import make_moons
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 HIDDEN = 32          # units per hidden layer: plenty for 2-D boundaries
 LR = 0.01            # Adam learning rate (full-batch: the data sets are tiny)
-STEPS = 1000         # full-batch optimiser steps (each one sees every training point) ...
-QUICK_STEPS = 200    # ... and --quick
 MOONS_NOISE = 0.15   # std of the noise added to make_moons: the classes barely overlap
 N_TRAIN = 1000       # moons training points ...
 QUICK_N_TRAIN = 200  # ... and --quick
@@ -190,10 +202,6 @@ def main(args) -> dict:
                             "final_loss": losses[-1]})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS, QUICK_STEPS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

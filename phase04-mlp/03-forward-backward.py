@@ -9,20 +9,32 @@ Expect: "[check] manual dW1 vs autograd: max |diff| ~1e-17" (float64); 50 SGD st
         digits val acc 0.962, and the test accuracy, measured once at the end, 0.964;
         weights.png shows first-layer units as 8x8 stroke detectors.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 30          # full run ...
+QUICK_EPOCHS = 3     # ... and --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 HIDDEN = 100         # hidden ReLU units. Not 64 = the 8x8 input size, nor the batch size:
                      # with every dimension different, a transposed gradient cannot pass
 LR = 0.3             # plain SGD step size (the loss is a mean over the batch)
 BATCH = 50           # examples per step
-EPOCHS = 30          # full run ...
-QUICK_EPOCHS = 3     # ... and --quick
 QUICK_IMAGES = 600   # --quick keeps the first 600 of the 1797 digits
 TEST_FRACTION = 0.2  # of all images, kept apart and scored once at the end
 VAL_FRACTION = 0.2   # of the rest, watched every epoch
@@ -186,10 +198,6 @@ def main(args) -> dict:
                             "test_acc": test_acc})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

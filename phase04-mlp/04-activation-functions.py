@@ -8,12 +8,23 @@ Expect: every "[check] <name> value/derivative vs torch" passes with max |diff| 
         (float64); the table shows sigmoid' <= 0.25 and sigmoid'(5) = 0.0066; activations.png
         plots each function (solid) and its derivative (dashed).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn.functional as F
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 NEG_SLOPE = 0.1      # LeakyReLU slope for x < 0 (torch's default is 0.01; 0.1 shows in plots)
@@ -140,10 +151,6 @@ def main(args) -> dict:
                             "float32_worst_diff": worst})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

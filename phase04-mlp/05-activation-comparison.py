@@ -10,13 +10,27 @@ Expect: after 20 epochs (seed 0, full, CPU) ReLU reaches train loss 0.37 while S
         picks LeakyReLU (val acc 0.633), whose test accuracy, measured once, is 0.572.
 Also:   load_mnist1d(), the train / validation / test loader that lessons 06-08 import.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 20          # full run ...
+QUICK_EPOCHS = 4     # ... and --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 DEPTH = 3            # hidden layers: deep enough for saturation to compound
@@ -24,8 +38,6 @@ WIDTH = 128          # units per hidden layer
 LR = 0.1             # SGD step size for every activation ...
 HOT_LR = 0.5         # ... and a too-large one for an extra ReLU run, to kill units
 MOMENTUM = 0.9       # SGD momentum
-EPOCHS = 20          # full run ...
-QUICK_EPOCHS = 4     # ... and --quick
 BATCH = 128          # examples per SGD step ...
 QUICK_BATCH = 64     # ... --quick: smaller batches, so its few epochs still take enough steps
 MNIST1D_SIZE = 4000  # signals made by mnist1d (it keeps 20% apart as its test split) ...
@@ -252,10 +264,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

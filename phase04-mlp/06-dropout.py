@@ -9,13 +9,27 @@ Expect: zero fraction within 0.0003 of p = 0.3 for both scratch and nn.Dropout; 
         3.00 without dropout and 1.22 with p = 0.5 (val loss 3.02 -> 1.74); validation picks
         p = 0.5, whose test loss, measured once, is 1.47 (acc 0.445); dropout.png shows both.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 60          # full run; --quick uses fewer
+QUICK_EPOCHS = 20    # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dlcourse import check, cli, lessons, plot
+from dlcourse import check, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 mnist1d = lessons.load("04.05")   # lesson 05: the MNIST-1D loader and the epoch loop
@@ -24,8 +38,6 @@ P = 0.5              # drop probability in the experiments
 WIDTH = 256          # hidden units: wide enough to memorise a small training set
 LR = 1e-3            # Adam learning rate
 BATCH = 64           # examples per step
-EPOCHS = 60          # full run; --quick uses fewer
-QUICK_EPOCHS = 20    # --quick
 P_CHECK = 0.3        # p for the semantics checks: not 0.5, where keep and drop probabilities
                      # coincide and a mask drawn with p in place of 1 - p would pass
 SIGMAS = 5           # statistical checks allow 5 standard errors (fails ~1 in 1.7 million)
@@ -179,10 +191,6 @@ def main(args) -> dict:
                             "chosen_p": chosen, "test_loss": test_loss, "test_acc": test_acc})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

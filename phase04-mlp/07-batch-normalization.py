@@ -10,11 +10,25 @@ Expect: every "[check] ... vs nn.BatchNorm1d / nn.LayerNorm" passes with max |di
         1.19; seed 0, full); see batchnorm.png. These are CPU numbers, the same for any thread
         count (the lesson trains on one thread); a GPU rounds differently and lands nearby.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 15          # full run ...
+QUICK_EPOCHS = 4     # ... and --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dlcourse import check, cli, lessons, plot
+from dlcourse import check, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 mnist1d = lessons.load("04.05")   # lesson 05: the MNIST-1D loader and the epoch loop
@@ -26,8 +40,6 @@ DEPTH = 6            # hidden layers of the MLP trained with and without BatchNo
 WIDTH = 128          # units per hidden layer
 LR = 0.05            # SGD step size
 BATCH = 64           # examples per step
-EPOCHS = 15          # full run ...
-QUICK_EPOCHS = 4     # ... and --quick
 MNIST1D_SIZE = 4000  # signals made by mnist1d (train + validation + test) ...
 QUICK_MNIST1D_SIZE = 1000  # ... and --quick
 
@@ -221,10 +233,6 @@ def main(args) -> dict:
                             "chosen_on_val": chosen_name, "test_loss": test_loss})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

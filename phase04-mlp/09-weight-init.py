@@ -9,12 +9,23 @@ Expect: measured per-layer growth of the activation RMS matches theory sqrt(c/2)
         vs 11.31; seed 0, full); N(0, 1) + ReLU overflows float32 to inf at layer 17; with He
         every layer's mean square stays in [0.68, 1.02] x layer 1's; see init_stats.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn as nn
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
 DEPTH = 50           # layers in the stack (--quick: 20)
@@ -187,10 +198,6 @@ def main(args) -> dict:
                             "normal1_overflow_layer": over[0] if over else 0})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

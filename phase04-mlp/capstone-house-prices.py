@@ -14,6 +14,20 @@ Expect: measured only on the SYNTHETIC stand-in (--offline, seed 0, 17 s): test 
       74 epochs (best 59); our permutation importances agree with scikit-learn's on the
       linear model; residuals.png, importance.png. Real-data numbers will differ.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 200         # upper bound; early stopping ends sooner ...
+QUICK_EPOCHS = 8     # ... --quick: too few for early stopping to act
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import numpy as np
 import pandas as pd
 import torch
@@ -25,7 +39,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import check, cli, data, plot, train
+from dlcourse import check, data, plot, train
 from dlcourse import seed as seeding
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks a headless backend
 
@@ -36,8 +50,6 @@ HIDDEN = (128, 128, 64)  # MLP hidden sizes
 LR = 1e-3            # Adam learning rate
 WEIGHT_DECAY = 1e-4  # AdamW decoupled decay (lesson 08)
 BATCH = 256          # examples per step
-EPOCHS = 200         # upper bound; early stopping ends sooner ...
-QUICK_EPOCHS = 8     # ... --quick: too few for early stopping to act
 PATIENCE = 15        # stop after this many epochs without a better validation loss
 TARGET = 0.15        # full-mode target on real data: MLP RMSE <= (1 - TARGET) * linear RMSE
 REPEATS = 10         # permutation-importance shuffles per feature ...
@@ -241,10 +253,6 @@ def main(args) -> dict:
                                                      else {})})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -10,13 +10,24 @@ Expect: "[check] im2col conv vs F.conv2d  s=(2, 1) p=(1, 0) d=(1, 2) g=1: max |d
         settings; im2col runs several times slower than F.conv2d and thousands of times faster
         than the loops; figures kernels.png (edges, blur, stride, dilation) and im2col.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_sample_image
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 # Settings compared with F.conv2d: (stride, padding, dilation, groups), ints or (h, w) pairs.
@@ -263,10 +274,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

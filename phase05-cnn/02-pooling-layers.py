@@ -9,13 +9,24 @@ Expect: every "[check] ... vs F.max_pool2d/avg_pool2d/adaptive_*" line shows max
         ~1e-16; pooled.png shows max pooling keeping bright details that averaging blurs, and
         adaptive.png shows the overlapping bins adaptive pooling uses for 7x10 -> 3x4.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_sample_image
 
-from dlcourse import check, cli, data, lessons, plot
+from dlcourse import check, data, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 # Window settings compared with torch: (kernel, stride, padding, ceil_mode).
@@ -214,10 +225,6 @@ def main(args) -> dict:
     return cli.finish(run, {"configs_compared": len(configs)})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -12,10 +12,21 @@ Expect: "[check] analytic vs measured RF size, every depth: ..." equal for all f
         or dilation; erf.png: the gradient blob holds 90% of the gradient in ~84% of a 2-layer
         field but only ~13% of a 32-layer one (quick: ~24% of an 18-layer one).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 # Stacks of (kind, kernel, stride, padding, dilation). Channels do not change a receptive field.
@@ -179,10 +190,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -9,6 +9,20 @@ Expect: "[check] parameters: model vs formula: 61706"; validation accuracy 0.90 
         (0.944 after the 2 quick epochs; seed 0) against a 0.1 chance level; lenet.png shows
         the loss curves and test digits with their predictions.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 12          # full run
+QUICK_EPOCHS = 2     # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,13 +30,11 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import check, cli, data, plot, train
+from dlcourse import check, data, plot, train
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 LR = 2e-3            # Adam learning rate
 BATCH = 32           # images per step: 1149 training digits -> 36 steps per epoch
-EPOCHS = 12          # full run
-QUICK_EPOCHS = 2     # --quick
 TEST_SHARE = 0.2     # held-out test share of the 1797 digits, stratified by class: used once
 VAL_SHARE = 0.2      # share of the remaining digits held out to watch training (validation)
 CHANCE = 0.1         # ten balanced classes
@@ -169,10 +181,6 @@ def main(args) -> dict:
                             "epochs": len(hist["epoch"])})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

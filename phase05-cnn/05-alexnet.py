@@ -10,12 +10,23 @@ Expect: "[check] parameters: scratch vs torchvision alexnet: 61100840"; the grou
         agree exactly with the same weights; layers.png shows the FC layers holding 96% of
         the parameters but 8% of the 0.71 G multiply-adds.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from dlcourse import check, cli, plot
+from dlcourse import check, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000     # ImageNet's classes, so the counts match torchvision's
@@ -191,10 +202,6 @@ def main(args) -> dict:
                             "fc_mac_share": fc_macs})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -11,13 +11,24 @@ Expect: "[check] parameters: scratch vs torchvision vgg16: 138357544"; two 3x3 c
         memory.png shows activations peaking in the first block and parameters in the first
         FC layer.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import math
 
 import torch
 import torch.nn as nn
 import torchvision
 
-from dlcourse import check, cli, lessons, plot
+from dlcourse import check, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000     # ImageNet's classes, so the counts match torchvision's
@@ -182,10 +193,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

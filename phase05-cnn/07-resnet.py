@@ -13,20 +13,32 @@ Expect: "[check] scratch ResNet-18 (same weights): logits vs torchvision, eval m
         with skips and ~2.1 without (after the 30 quick steps ~1.9 and ~2.3; seed 0). With a
         network, torchvision's ImageNet weights are used and two sample photos classified.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+STEPS_DEMO = 150         # training steps of each twin in the demo (full run)
+QUICK_STEPS_DEMO = 30    # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, steps=(STEPS_DEMO, QUICK_STEPS_DEMO)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 from sklearn.datasets import load_digits, load_sample_image
 
-from dlcourse import check, cli, data, plot
+from dlcourse import check, data, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000         # ImageNet's classes, so torchvision's weights fit
 DEPTH_DEMO = 20          # residual blocks (40 conv layers) in the plain-vs-residual demo
 WIDTH_DEMO = 8          # channels of the demo stacks
-STEPS_DEMO = 150         # training steps of each twin in the demo (full run)
-QUICK_STEPS_DEMO = 30    # --quick
 MIN_STEPS_COMPARE = 30   # fewer steps: the losses are printed, not compared (the residual
                          # stack pulls clearly ahead only after ~30 steps, every seed 0-4)
 LR_DEMO = 1e-3           # Adam learning rate of the demo
@@ -304,10 +316,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, steps=(STEPS_DEMO, QUICK_STEPS_DEMO)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

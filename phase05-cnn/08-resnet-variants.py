@@ -11,11 +11,22 @@ Expect: "[check] parameters: scratch vs torchvision resnet50: 25557032" (and 18,
         same weights in a 2015-style block (stride on the 1x1) do not; variants.png plots
         torchvision's reported ImageNet accuracy against our multiply-add counts.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torchvision
 
-from dlcourse import check, cli, lessons, plot
+from dlcourse import check, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000     # ImageNet's classes, so the counts match torchvision's
@@ -183,10 +194,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -14,6 +14,17 @@ Expect: "[check] separable conv vs F.conv2d with the factorised kernel ..." ~1e-
         multiply-adds; relu_manifold.png shows ReLU destroying a 2-D spiral in 2 dimensions
         (relative error ~0.66) but not in 30 (~0.001).
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import torch
@@ -21,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from dlcourse import check, cli, lessons, plot
+from dlcourse import check, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 N_CLASSES = 1000         # ImageNet's classes, so the counts match torchvision's
@@ -277,10 +288,6 @@ def main(args) -> dict:
     return cli.finish(run, metrics)
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

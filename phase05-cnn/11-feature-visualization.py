@@ -11,13 +11,27 @@ Expect: validation accuracy 1.0 by the last epoch and test accuracy (measured on
         factor 4.4x full, 3.0x quick; seed 0); figures filters.png, feature_maps.png,
         activation_max.png.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 6                # full run
+QUICK_EPOCHS = 4          # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import check, cli, data, plot, train
+from dlcourse import check, data, plot, train
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 SIZE = 32                 # image height and width (pixels)
@@ -27,8 +41,6 @@ NOISE = 0.1               # std of the Gaussian pixel noise
 N_TRAIN = 2000            # training images (full run)
 QUICK_N_TRAIN = 640       # --quick
 N_VAL, N_TEST = 200, 400  # validation (watched while training) and test (used once) images
-EPOCHS = 6                # full run
-QUICK_EPOCHS = 4          # --quick
 LR = 1e-2                 # Adam learning rate (high, for a short run)
 BATCH = 32                # images per step
 ASCENT_STEPS = 200        # gradient-ascent steps for activation maximisation
@@ -255,10 +267,6 @@ def main(args) -> dict:
                             "epochs": len(hist["epoch"])})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -12,11 +12,25 @@ Expect: "[check] Grad-CAM by hooks vs CAM from the FC weights (raw logit)" ~2e-7
         peak less often (96% full, 58-100% quick); test accuracy (measured once) 0.996 full,
         0.64-0.84 quick over seeds 0, 3, 6, 9 (seed 0: 0.84); overlays.png shows both maps.
 """
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 12          # full run
+QUICK_EPOCHS = 6     # --quick
+
+
+def parse_args(argv=None):
+    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dlcourse import check, cli, data, lessons, plot
+from dlcourse import check, data, lessons, plot
 import matplotlib.pyplot as plt  # after dlcourse.plot, which picks the headless backend
 
 shapes = lessons.load("05.11")   # lesson 11's shape drawer: shape_masks, SIZE (32 pixels)
@@ -29,8 +43,6 @@ NOISE = 0.1          # std of the Gaussian pixel noise
 N_TRAIN = 4000       # training images (full run)
 QUICK_N_TRAIN = 1000 # --quick
 N_VAL, N_TEST = 300, 500   # validation (watched while training) and test (used once) images
-EPOCHS = 12          # full run
-QUICK_EPOCHS = 6     # --quick
 LR = 3e-3            # Adam learning rate
 BATCH = 32           # images per step
 WIDTH = 8            # channels of the first conv; doubled at each of the next two
@@ -216,10 +228,6 @@ def main(args) -> dict:
                             "hit_raw_logit": share_raw, "epochs": len(hist["epoch"])})
 
 
-def parse_args(argv=None):
-    return cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS)).parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

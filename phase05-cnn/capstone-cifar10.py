@@ -27,6 +27,31 @@ Expected on real CIFAR-10 (NOT measured here: no download was possible): the syl
       3.83 s on one A100 with more tricks. 94 % within a minute is this capstone's stretch goal.
 """
 import argparse
+
+from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
+
+EPOCHS = 24               # full recipe (Myrtle's epoch count); the schedule fits any count
+BATCH_SIZE = 512          # images per step: large batches keep a GPU busy (Myrtle used 512)
+QUICK_BATCH = 32          # --quick: smaller batches, so a tiny set still gives several steps
+QUICK_EPOCHS = 4          # --quick: 128 small steps, enough to get well past chance
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS))
+    p.add_argument("--batch-size", type=cli.positive_int, default=None,
+                   help=f"images per step (default {BATCH_SIZE}; {QUICK_BATCH} with --quick)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                   help="average predictions over each test image and its mirror (default on)")
+    p.add_argument("--subset", type=cli.positive_int, default=None, metavar="N",
+                   help="use only the first N training and N/5 test images (a CPU try-out)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()   # flags are checked here, before the imports below load torch:
+                          # a mistyped flag fails at once with a one-line message
+
 import time
 
 import numpy as np
@@ -36,13 +61,11 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from tqdm import tqdm
 
-from dlcourse import CourseError, check, cli, data, plot
+from dlcourse import CourseError, check, data, plot
 from dlcourse import device as devices
 from dlcourse.train import amp_dtype
 import matplotlib.pyplot as plt  # noqa: E402  (after dlcourse.plot, which picks the backend)
 
-EPOCHS = 24               # full recipe (Myrtle's epoch count); the schedule fits any count
-BATCH_SIZE = 512          # images per step: large batches keep a GPU busy (Myrtle used 512)
 PEAK_LR = 0.4             # SGD learning rate at the top of the one-cycle (mean-reduced loss)
 WARMUP_FRACTION = 0.2     # share of the steps spent warming up linearly to PEAK_LR
 MOMENTUM = 0.9            # Nesterov momentum
@@ -54,8 +77,6 @@ QUICK_WIDTHS = (4, 8, 16, 32)  # --quick: a narrow network so that CPU takes sec
 QUICK_SIZES = (1152, 512)  # --quick: stand-in train (validation split off it) / test images
 VAL_SHARE = 0.1           # share of the training images held out to watch training: the
                           # test set is used once, at the end, never to choose anything
-QUICK_BATCH = 32          # --quick: smaller batches, so a tiny set still gives several steps
-QUICK_EPOCHS = 4          # --quick: 128 small steps, enough to get well past chance
 EVAL_BATCH = 1000         # images per forward pass at test time
 AUG_SAMPLES = 4000        # augmented copies in the augmentation check: each of the 162 crops
                           # and mirrors is expected ~25 times, so P(one never drawn) ~ 3e-9
@@ -504,18 +525,6 @@ def main(args) -> dict:
                             "device": devices.describe(device), "tta": args.tta})
 
 
-def parse_args(argv=None):
-    p = cli.parser(__doc__, epochs=(EPOCHS, QUICK_EPOCHS))
-    p.add_argument("--batch-size", type=cli.positive_int, default=None,
-                   help=f"images per step (default {BATCH_SIZE}; {QUICK_BATCH} with --quick)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                   help="average predictions over each test image and its mirror (default on)")
-    p.add_argument("--subset", type=cli.positive_int, default=None, metavar="N",
-                   help="use only the first N training and N/5 test images (a CPU try-out)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
-    return p.parse_args(argv)
-
-
 if __name__ == "__main__":
     with cli.friendly_errors():
-        main(parse_args())
+        main(ARGS)

@@ -1,10 +1,14 @@
 """A learner's mistakes give one clear line and a non-zero exit, never a traceback, and
 nothing they produced is lost."""
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from conftest import run_script
+from conftest import REPO, offline_env, run_script
+from dlcourse import syllabus
 
 TORCH_LESSON = "phase04-mlp/02-mlp-basic.py"        # trains, takes --epochs and --device
 NUMPY_LESSON = "phase01-python-ds/01-numpy-basics.py"
@@ -30,6 +34,43 @@ def test_unavailable_device(tmp_path):
     result = run_script(TORCH_LESSON, ["--quick", "--device", "cuda", "--out", str(tmp_path)],
                         tmp_path)
     assert_one_line_error(result, contains="not available")
+
+
+HEAVY = ("torch", "torchvision", "pandas", "sklearn", "scipy", "matplotlib",
+         "statsmodels", "transformers", "datasets")
+
+
+def test_flags_are_checked_before_heavy_imports(tmp_path):
+    """Every lesson parses its flags before it imports torch & co., so a mistyped flag is
+    answered at once (numpy is allowed: the course's own cli needs it, and it loads in
+    a tenth of a second). Run each lesson with those libraries blocked (importing one raises
+    ImportError) and an unknown flag: it must stop with argparse's exit 2 first."""
+    paths = [lesson.path for lesson in syllabus.lessons(ready_only=False)
+             if (REPO / lesson.path).exists()]
+    probe = textwrap.dedent(f"""
+        import json, runpy, sys
+        for name in {HEAVY!r}:
+            sys.modules[name] = None   # 'import name' now raises ImportError
+        outcome = {{}}
+        for path in sys.argv[1:]:
+            sys.argv = [path, "--no-such-flag"]
+            try:
+                runpy.run_path(path, run_name="__main__")
+                outcome[path] = "ran to the end"
+            except SystemExit as stop:
+                outcome[path] = stop.code
+            except ImportError as err:
+                outcome[path] = f"imported {{err.name}} before checking its flags"
+        print(json.dumps(outcome))
+    """)
+    result = subprocess.run([sys.executable, "-c", probe, *paths], cwd=REPO,
+                            env=offline_env(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    wrong = {path: code for path, code in outcome.items() if code != 2}
+    assert not wrong, wrong
+    assert result.stderr.count("unrecognized arguments: --no-such-flag") == len(paths)
 
 
 @pytest.mark.parametrize("epochs", ["0", "-1", "three"])
