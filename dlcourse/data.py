@@ -10,10 +10,12 @@
 - `announce()` prints the one line that says which data a run used: downloaded, bundled with
   a package, or generated, and whether it stands in for a data set that could not be had.
 """
+import base64
 import hashlib
 import os
 import socket
 import threading
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,19 +75,70 @@ def offline_mode(flag=False):
 _network_answer = {}
 
 
+def proxy_for(host, scheme="https"):
+    """The proxy the standard variables name for `host` (HTTPS_PROXY / HTTP_PROXY, else
+    ALL_PROXY; upper or lower case; NO_PROXY honoured), as a URL, or None: go direct."""
+    proxies = urllib.request.getproxies_environment()
+    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    return proxies.get(scheme) or proxies.get("all")
+
+
+def without_password(proxy):
+    """A proxy URL fit to print: scheme://host:port, any user name and password left out."""
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def use_all_proxy():
+    """urllib (our downloads, torchvision's, scikit-learn's) reads HTTPS_PROXY and
+    HTTP_PROXY but not ALL_PROXY: when only ALL_PROXY names an HTTP proxy, use it for both
+    in this process, as curl and requests do."""
+    proxies = urllib.request.getproxies_environment()
+    every = proxies.get("all", "")
+    if every.startswith(("http://", "https://")):
+        for scheme in ("https", "http"):
+            if scheme not in proxies:
+                os.environ[f"{scheme}_proxy"] = every
+
+
+def _probe(host, port, timeout):
+    """True if `host:port` answers, directly or through the proxy named for it."""
+    proxy = proxy_for(host, "https" if port == 443 else "http")
+    if proxy is None:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    default_port = {"https": 443, "socks4": 1080, "socks5": 1080, "socks5h": 1080}
+    with socket.create_connection((parts.hostname, parts.port or default_port.get(
+            parts.scheme, 80)), timeout=timeout) as conn:
+        if not parts.scheme.startswith("http"):
+            return True   # a SOCKS proxy answers; whether it reaches `host` shows on download
+        # ask the HTTP proxy for a tunnel to host:port, as a download through it would
+        request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        if parts.username:
+            token = base64.b64encode(f"{urllib.parse.unquote(parts.username)}:"
+                                     f"{urllib.parse.unquote(parts.password or '')}".encode())
+            request += f"Proxy-Authorization: Basic {token.decode()}\r\n"
+        conn.settimeout(timeout)
+        conn.sendall((request + "\r\n").encode())
+        status = conn.recv(1024).split(b"\r\n", 1)[0].split()
+        return len(status) >= 2 and status[1] == b"200"
+
+
 def network_available(host, port=443, timeout=3.0):
-    """Can we open a TCP connection to `host`? Answers within `timeout` seconds, even
-    when DNS itself hangs (the lookup runs in a daemon thread we stop waiting for)."""
+    """Can we reach `host`, directly or through the proxy that HTTPS_PROXY / HTTP_PROXY /
+    ALL_PROXY name for it? Answers within `timeout` seconds, even when DNS itself hangs
+    (the lookup runs in a daemon thread we stop waiting for)."""
     if env_flag("DLCOURSE_OFFLINE"):
         return False
-    key = (host, port)
+    key = (host, port, proxy_for(host, "https" if port == 443 else "http"))
     if key not in _network_answer:
         result = []
 
         def probe():
             try:
-                with socket.create_connection((host, port), timeout=timeout):
-                    result.append(True)
+                result.append(_probe(host, port, timeout))
             except OSError:
                 result.append(False)
 
@@ -94,6 +147,12 @@ def network_available(host, port=443, timeout=3.0):
         thread.join(timeout + 0.5)
         _network_answer[key] = bool(result and result[0])
     return _network_answer[key]
+
+
+def hf_host():
+    """The host Hugging Face downloads go to: HF_ENDPOINT's (a mirror) or huggingface.co."""
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co"
+    return urllib.parse.urlsplit(endpoint if "://" in endpoint else "https://" + endpoint).hostname
 
 
 def sha256_of(path):
@@ -116,9 +175,11 @@ def download(url, dest, sha256=None, timeout=30.0):
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
+    use_all_proxy()
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "dlcourse"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as f:
+        opener = urllib.request.build_opener()  # reads the proxy variables now, not at import
+        with opener.open(request, timeout=timeout) as response, open(part, "wb") as f:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
                       disable=None) as bar:  # disable=None: quiet when not a terminal
@@ -286,6 +347,7 @@ def _library_fetch(name, offline, load):
         print(f"data: {name} is not cached and {SOURCES[name].host} cannot be reached")
         return None
     library_timeout()
+    use_all_proxy()
     try:
         print(f"data: downloading {name} through {SOURCES[name].via} into {home}")
         return load(home, True)

@@ -1,0 +1,192 @@
+"""`python -m dlcourse data import NAME FILE...`: place a data set downloaded by hand.
+
+A learner behind a firewall downloads a data set in a browser (or from a mirror) and
+hands the file, exactly as its official source serves it, to the course. This module
+checks it (sha256 or the md5 its library publishes), then puts it where the lessons look:
+
+    tinyshakespeare     input.txt                  -> <data>/tinyshakespeare.txt
+    mnist               the four *-ubyte.gz files,  -> <data>/torchvision/MNIST/raw/
+                        one by one or their folder     (kept and unpacked, as torchvision does)
+    cifar10             cifar-10-python.tar.gz      -> <data>/torchvision/cifar-10-batches-py/
+    california_housing  cal_housing.tgz             -> <data>/sklearn/ (scikit-learn's own cache,
+                                                        made by scikit-learn from this archive)
+
+Every problem is one CourseError line naming the file and what is wrong. Titanic comes
+through scikit-learn's OpenML client, whose cache is several API answers, not one file:
+`prefetch titanic` where openml.org is reachable, or the phase 1 capstone's --csv.
+"""
+import gzip
+import hashlib
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+from dlcourse import CourseError, data
+
+
+def digest(path, algorithm):
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _copy_atomic(src_bytes_or_path, dest):
+    """Write dest via dest.part + rename, so a crash never leaves half a file in place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    if isinstance(src_bytes_or_path, bytes):
+        part.write_bytes(src_bytes_or_path)
+    else:
+        shutil.copyfile(src_bytes_or_path, part)
+    os.replace(part, dest)
+    return dest
+
+
+def _one_file(name, paths):
+    if len(paths) != 1:
+        raise CourseError(f"{name} is one file: give exactly one path, got {len(paths)}")
+    path = Path(paths[0]).expanduser()
+    if not path.is_file():
+        raise CourseError(f"{path} is not a file" + (" (a folder)" if path.is_dir() else
+                                                    " (not found)"))
+    return path
+
+
+def tinyshakespeare(paths):
+    path = _one_file("tinyshakespeare", paths)
+    source = data.SOURCES["tinyshakespeare"]
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() == source.sha256:
+        return [f"placed {_copy_atomic(path, data.root() / source.filename)}"]
+    if b"\r\n" in content:
+        unix = content.replace(b"\r\n", b"\n")
+        if hashlib.sha256(unix).hexdigest() == source.sha256:
+            dest = _copy_atomic(unix, data.root() / source.filename)
+            return [f"{path.name} had Windows (CRLF) line endings, as some editors and "
+                    f"git settings save it; converted them back to LF, checksum now matches",
+                    f"placed {dest}"]
+    raise CourseError(f"{path} is not tiny Shakespeare's input.txt: sha256 "
+                      f"{hashlib.sha256(content).hexdigest()[:12]}... != expected "
+                      f"{source.sha256[:12]}... ({len(content)} bytes; download it from "
+                      f"{source.url})")
+
+
+def _expand(paths):
+    """Files named directly, and the files inside folders named."""
+    found = []
+    for p in map(lambda x: Path(x).expanduser(), paths):
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*") if q.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise CourseError(f"{p} not found")
+    return found
+
+
+def mnist(paths):
+    from torchvision.datasets import MNIST
+
+    expected = dict(MNIST.resources)             # file name -> md5, as torchvision checks it
+    raw = data.root() / "torchvision" / "MNIST" / "raw"
+    said, placed = [], 0
+    for path in _expand(paths):
+        if path.name not in expected:
+            if path.name + ".gz" in expected:
+                raise CourseError(f"{path} is unpacked: give {path.name}.gz as downloaded")
+            if len(paths) == 1 and Path(paths[0]).is_file():
+                raise CourseError(f"{path.name} is not an MNIST file; expected one of "
+                                  f"{', '.join(expected)}")
+            continue   # other files in a folder the learner named
+        md5 = digest(path, "md5")
+        if md5 != expected[path.name]:
+            raise CourseError(f"{path} is damaged or not the official file: md5 {md5[:12]}... "
+                              f"!= {expected[path.name][:12]}...")
+        _copy_atomic(path, raw / path.name)
+        with gzip.open(path) as f:             # torchvision reads the unpacked files
+            _copy_atomic(f.read(), raw / path.name[:-3])
+        placed += 1
+        said.append(f"placed {raw / path.name} (and unpacked it)")
+    if not placed:
+        raise CourseError(f"no MNIST file among {', '.join(map(str, paths))}; expected "
+                          f"{', '.join(expected)}")
+    missing = [n for n in expected if not (raw / n[:-3]).exists()]
+    said.append(f"MNIST still needs: {', '.join(missing)}" if missing else
+                "MNIST complete: lessons will use it")
+    return said
+
+
+def _safe_extract(archive, dest):
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest.resolve()) or member.issym() or member.islnk():
+                raise CourseError(f"{archive} holds a path outside its folder ({member.name}): "
+                                  "refusing to unpack it")
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.11.4
+        tar.extractall(dest, **safe)
+
+
+def cifar10(paths):
+    from torchvision.datasets import CIFAR10
+
+    path = _one_file("cifar10", paths)
+    md5 = digest(path, "md5")
+    if md5 != CIFAR10.tgz_md5:
+        hint = (" (that is the Matlab or binary version; the course needs the python one)"
+                if "python" not in path.name else "")
+        raise CourseError(f"{path} is not {CIFAR10.filename} from {CIFAR10.url}: md5 "
+                          f"{md5[:12]}... != {CIFAR10.tgz_md5[:12]}...{hint}")
+    home = data.root() / "torchvision"
+    home.mkdir(parents=True, exist_ok=True)
+    _safe_extract(path, home)
+    if data.torchvision_dataset("cifar10", train=False, offline=True) is None:
+        raise CourseError(f"unpacked {path.name} into {home}, but torchvision does not accept "
+                          "the files (their checksums differ)")
+    return [f"unpacked {path.name} into {home / CIFAR10.base_folder}; torchvision accepts it"]
+
+
+def california_housing(paths):
+    import sklearn.datasets._california_housing as ch
+
+    path = _one_file("california_housing", paths)
+    sha = digest(path, "sha256")
+    if sha != ch.ARCHIVE.checksum:
+        raise CourseError(f"{path} is not {ch.ARCHIVE.filename} from {ch.ARCHIVE.url}: sha256 "
+                          f"{sha[:12]}... != {ch.ARCHIVE.checksum[:12]}...")
+    home = data.root() / "sklearn"
+    original = ch._fetch_remote
+
+    def hand_over(remote, dirname=None, **ignored):
+        # scikit-learn's own processing of the archive runs; only its download is replaced
+        return str(_copy_atomic(path, Path(dirname) / remote.filename))
+
+    ch._fetch_remote = hand_over
+    try:
+        ch.fetch_california_housing(data_home=str(home), download_if_missing=True)
+    finally:
+        ch._fetch_remote = original
+    if data.california_housing(offline=True) is None:
+        raise CourseError(f"scikit-learn did not accept {path.name}")
+    return [f"scikit-learn processed {path.name} into its cache in {home}"]
+
+
+def titanic(paths):
+    raise CourseError("titanic comes through scikit-learn's OpenML client, whose cache is "
+                      "several API answers, not one file: run `python -m dlcourse prefetch "
+                      "titanic` where openml.org is reachable, or give the phase 1 capstone "
+                      "Kaggle's train.csv with --csv")
+
+
+IMPORTERS = {"tinyshakespeare": tinyshakespeare, "mnist": mnist, "cifar10": cifar10,
+             "california_housing": california_housing, "titanic": titanic}
+
+
+def import_data(name, paths):
+    """Check and place a hand-downloaded data set; returns the lines to print."""
+    if name not in IMPORTERS:
+        raise CourseError(f"unknown data set '{name}'; one of: {', '.join(IMPORTERS)}")
+    return IMPORTERS[name](paths)
