@@ -1,10 +1,13 @@
 """`python -m dlcourse <command>` (also installed as `dlcourse`).
 
-    list                       phases and lessons with your status
+    list [--lang zh]           phases and lessons with your status
     run <lesson> [args...]     run one lesson by id (01.03) or path; it records progress itself
     progress [--markdown F]    the week-by-week table; --markdown writes a ticked checklist
+                               (list and progress: --lang zh, or DLCOURSE_LANG=zh, for Chinese)
     doctor                     versions, devices, data folder, network: [OK]/[WARN]/[FAIL]
-    prefetch [names...]        download data sets ahead of time (--list shows them)
+    prefetch [names...]        download data sets ahead of time (--list shows them, with
+                               each file's address and checksum)
+    data import NAME FILE...   place a data set downloaded by hand (checked, unpacked)
     readme [--check]           regenerate the plan in README.md / README.zh-CN.md
 """
 import argparse
@@ -13,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,23 +24,88 @@ from dlcourse import CourseError, data, progress, readme, shorten, syllabus
 
 REPO = syllabus.REPO
 STATUS_MARK = {"done": "[x]", "stand-in": "[s]", "tried": "[~]", "todo": "[ ]"}
-LEGEND = ("[x] done (a full run passed its checks)  [s] done on offline stand-in data, not the "
-          "real data set\n[~] tried with --quick only  [ ] to do")
+LANGS = ("en", "zh")
+# What `list` and `progress` print, in English (the default) and Chinese (--lang zh or
+# DLCOURSE_LANG=zh). Doctor, errors and lesson output stay in English.
+TEXT = {
+    "en": {
+        "legend": "[x] done (a full run passed its checks)  [s] done on offline stand-in data, "
+                  "not the real data set\n[~] tried with --quick only  [ ] to do",
+        "phase": "Phase {:2d}", "week": "week {}", "weeks": "week {}-{}",
+        "planned": "  (planned)", "planned_id": " (planned)",
+        "head": ("week", "phase", "lessons", "capstone", "status"),
+        "capstone": {"done": "done", "todo": "todo", "-": "-"},
+        "state": {"complete": "complete", "in progress": "in progress",
+                  "not started": "not started"},
+        "stand_in": "done on offline stand-in data only (run them on the real data to count): ",
+        "milestone": "milestone, end of phase {} (week {}): ",
+        "note": {"stand-in": " (reached on stand-in data)", "planned": " (phase not written yet)",
+                 "open": "", "reached": ""},
+        "verified": "      verified by: ", "sep": ", ", "record": "record: ", "wrote": "wrote {}",
+    },
+    "zh": {
+        "legend": "[x] 已完成（完整运行通过全部自检）  [s] 在离线替代数据上完成（不是真实数据集）\n"
+                  "[~] 只用 --quick 试运行过  [ ] 未开始",
+        "phase": "阶段 {:2d}", "week": "第 {} 周", "weeks": "第 {}-{} 周",
+        "planned": "（编写中）", "planned_id": "（编写中）",
+        "head": ("周", "阶段", "课程", "综合项目", "状态"),
+        "capstone": {"done": "已完成", "todo": "未完成", "-": "-"},
+        "state": {"complete": "已完成", "in progress": "进行中", "not started": "未开始"},
+        "stand_in": "以下课程只在离线替代数据上完成（在真实数据上运行后才计入）：",
+        "milestone": "里程碑（阶段 {} 结束，第 {} 周）：",
+        "note": {"stand-in": "（在替代数据上达成）", "planned": "（相关阶段尚未写完）",
+                 "open": "", "reached": ""},
+        "verified": "      验证课程：", "sep": "、", "record": "记录文件：", "wrote": "已写入 {}",
+    },
+}
+
+
+def default_lang():
+    """'zh' when DLCOURSE_LANG starts with zh (zh, zh_CN, zh-CN...), else 'en'."""
+    return "zh" if os.environ.get("DLCOURSE_LANG", "").strip().lower().startswith("zh") else "en"
+
+
+def _width(text):
+    """Columns `text` takes in a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _ljust(text, width):
+    return text + " " * max(0, width - _width(text))
+
+
+def _rjust(text, width):
+    return " " * max(0, width - _width(text)) + text
+
+
+def _chinese_console():
+    """A console that cannot encode Chinese (a Windows code page, a redirected cp1252 file)
+    gets escapes instead of a UnicodeEncodeError traceback."""
+    try:
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError):
+        pass
 
 
 def cmd_list(args):
+    t = TEXT[args.lang]
+    if args.lang == "zh":
+        _chinese_console()
     record = progress.load()
     for phase in syllabus.PHASES:
-        weeks = f"week {phase.weeks[0]}" + (f"-{phase.weeks[1]}" if phase.weeks[1] != phase.weeks[0]
-                                            else "")
-        suffix = "" if phase.ready else "  (planned)"
-        print(f"Phase {phase.number:2d}  {phase.folder:22s} {weeks:10s} {phase.title}{suffix}")
+        first, last = phase.weeks
+        weeks = t["week"].format(first) if first == last else t["weeks"].format(first, last)
+        suffix = "" if phase.ready else t["planned"]
+        title = phase.title_zh if args.lang == "zh" else phase.title
+        print(f"{t['phase'].format(phase.number)}  {phase.folder:22s} {_ljust(weeks, 10)} "
+              f"{title}{suffix}")
         if not phase.ready and not args.all:
             continue
         for lesson in phase.lessons:
             mark = STATUS_MARK[progress.status(lesson.id, record)]
-            print(f"   {mark} {lesson.id:13s} {lesson.title}")
-    print("\n" + LEGEND)
+            title = lesson.title_zh if args.lang == "zh" else lesson.title
+            print(f"   {mark} {lesson.id:13s} {title}")
+    print("\n" + t["legend"])
     return 0
 
 
@@ -80,25 +149,29 @@ MILESTONE_MARK = {"reached": "[x]", "stand-in": "[s]", "open": "[ ]", "planned":
 
 
 def cmd_progress(args):
+    t = TEXT[args.lang]
+    if args.lang == "zh":
+        _chinese_console()
     record = progress.load()
-    print(f"{'week':>4}  {'phase':>5}  {'lessons':>7}  {'capstone':8}  status")
+    week, phase, lessons, capstone, status = t["head"]
+    print(f"{_rjust(week, 4)}  {_rjust(phase, 5)}  {_rjust(lessons, 7)}  {_ljust(capstone, 8)}  "
+          f"{status}")
     for week, phases, done, total, cap, status in progress_rows(record):
-        print(f"{week:>4}  {','.join(map(str, phases)):>5}  {done:>3}/{total:<3}  {cap:8}  {status}")
+        print(f"{week:>4}  {','.join(map(str, phases)):>5}  {done:>3}/{total:<3}  "
+              f"{_ljust(t['capstone'][cap], 8)}  {t['state'][status]}")
     stand_in = [i for i in syllabus.lessons() if progress.status(i.id, record) == "stand-in"]
     if stand_in:
-        print(f"done on offline stand-in data only (run them on the real data to count): "
-              f"{', '.join(i.id for i in stand_in)}")
+        print(t["stand_in"] + t["sep"].join(i.id for i in stand_in))
     for m in syllabus.MILESTONES:
         state = progress.milestone_status(m, record)
-        note = {"stand-in": " (reached on stand-in data)", "planned": " (phase not written yet)",
-                "open": "", "reached": ""}[state]
-        print(f"{MILESTONE_MARK[state]} milestone, end of phase {m.phase} (week {m.week}): "
-              f"{m.text}{note}\n      verified by: " + ", ".join(
+        text = m.text_zh if args.lang == "zh" else m.text
+        print(f"{MILESTONE_MARK[state]} {t['milestone'].format(m.phase, m.week)}{text}"
+              f"{t['note'][state]}\n{t['verified']}" + t["sep"].join(
                   f"{i} {STATUS_MARK[progress.status(i, record)]}" if syllabus.find(i)
-                  else f"{i} (planned)" for i in m.verified_by))
-    print(f"record: {progress.path()}")
+                  else f"{i}{t['planned_id']}" for i in m.verified_by))
+    print(f"{t['record']}{progress.path()}")
     if args.markdown:
-        lang = "zh" if args.lang == "zh" else "en"
+        lang = args.lang
         text = ("# My progress\n\n" if lang == "en" else "# 我的学习进度\n\n") + readme.render_plan(
             lang, done=lambda lesson: progress.status(lesson.id, record) == "done")
         target = Path(args.markdown).expanduser()
@@ -109,7 +182,7 @@ def cmd_progress(args):
             progress.atomic_write_text(target, text)
         except OSError as err:
             raise CourseError(f"cannot write {args.markdown}: {err.strerror or err}") from None
-        print(f"wrote {args.markdown}")
+        print(t["wrote"].format(args.markdown))
     return 0
 
 
@@ -122,10 +195,11 @@ def cmd_doctor(args):
         warnings += level == "WARN"
         print(f"[{level}] {text}")
 
-    line("OK" if sys.version_info >= (3, 10) else "FAIL",
-         f"Python {platform.python_version()} ({sys.executable})")
+    line("OK" if sys.version_info >= (3, 11) else "FAIL",
+         f"Python {platform.python_version()} ({sys.executable})"
+         + ("" if sys.version_info >= (3, 11) else ": the course needs 3.11 or newer"))
     for name in ["torch", "torchvision", "numpy", "pandas", "matplotlib", "sklearn", "tqdm",
-                 "mnist1d", "transformers", "datasets", "pytest"]:
+                 "mnist1d", "statsmodels", "transformers", "datasets", "pytest"]:
         try:
             module = importlib.import_module(name)
             line("OK", f"{name} {getattr(module, '__version__', '(version unknown)')}")
@@ -163,13 +237,18 @@ def cmd_doctor(args):
     line("OK", f"progress record {progress.path()}")
     if data.offline_mode():
         line("WARN", "DLCOURSE_OFFLINE is set: lessons use offline stand-ins")
-    hosts = sorted({s.host for s in data.SOURCES.values()} | {"huggingface.co"})
+    hf = data.hf_host()  # HF_ENDPOINT's mirror when set, else huggingface.co
+    hosts = sorted({s.host for s in data.SOURCES.values()} | {hf})
     with ThreadPoolExecutor(len(hosts)) as pool:  # probe in parallel: seconds, not minutes
         answers = dict(zip(hosts, pool.map(data.network_available, hosts)))
     for host in hosts:
         ok = answers[host]
-        line("OK" if ok else "WARN", f"network: {host} {'reachable' if ok else 'NOT reachable'}"
-             + ("" if ok else " (lessons fall back to offline data)"))
+        proxy = data.proxy_for(host)
+        via = f" through proxy {data.without_password(proxy)}" if proxy else ""
+        role = " (Hugging Face models and data sets, from HF_ENDPOINT)" if (
+            host == hf and os.environ.get("HF_ENDPOINT")) else ""
+        line("OK" if ok else "WARN", f"network: {host}{role} {'reachable' if ok else 'NOT reachable'}"
+             f"{via}" + ("" if ok else " (lessons fall back to offline data)"))
     if failures:
         verdict = f"{failures} problem(s) to fix" + (f" and {warnings} warning(s)" if warnings
                                                      else "") + " above"
@@ -182,11 +261,37 @@ def cmd_doctor(args):
     return 1 if failures else 0
 
 
+def official_files(name):
+    """(address, file, checksum) of each file a data set is made from, as its source
+    publishes it: the course's own sha256, or the md5/sha256 torchvision and scikit-learn check."""
+    source = data.SOURCES[name]
+    if source.via == "url":
+        return [(source.url, Path(source.url).name, f"sha256 {source.sha256}")]
+    try:
+        if name == "mnist":
+            from torchvision.datasets import MNIST
+            return [(MNIST.mirrors[0] + f, f, f"md5 {md5}") for f, md5 in MNIST.resources]
+        if name == "cifar10":
+            from torchvision.datasets import CIFAR10
+            return [(CIFAR10.url, CIFAR10.filename, f"md5 {CIFAR10.tgz_md5}")]
+        if name == "california_housing":
+            from sklearn.datasets._california_housing import ARCHIVE
+            return [(ARCHIVE.url, ARCHIVE.filename, f"sha256 {ARCHIVE.checksum}")]
+    except (ImportError, AttributeError) as err:  # a library version that moved its table
+        return [("(see the library)", "?", f"unknown here: {shorten(err)}")]
+    return [("https://www.openml.org/d/40945", "(OpenML API, no single file)", "-")]
+
+
 def cmd_prefetch(args):
     if args.list or not args.names:
         for s in data.SOURCES.values():
             print(f"{s.name:20s} via {s.via:12s} {s.description}  [{s.used_by}]")
+            if args.list:
+                for address, file, checksum in official_files(s.name):
+                    print(f"    {address}\n        file {file}  {checksum}")
         if args.list:
+            print(f"\ndata folder: {data.root()}  (DLCOURSE_DATA changes it); a file downloaded "
+                  "by hand goes in with:\n    python -m dlcourse data import NAME FILE")
             return 0
     names = args.names or list(data.SOURCES)
     unknown = [n for n in names if n not in data.SOURCES]
@@ -211,6 +316,14 @@ def cmd_prefetch(args):
     return 1 if failed else 0
 
 
+def cmd_data_import(args):
+    from dlcourse import data_import
+
+    for said in data_import.import_data(args.name, args.files):
+        print(said)
+    return 0
+
+
 def cmd_readme(args):
     changed = readme.update(REPO, check_only=args.check)
     verb = "out of date" if args.check else "updated"
@@ -221,8 +334,10 @@ def cmd_readme(args):
 def build_parser():
     p = argparse.ArgumentParser(prog="dlcourse", description="The deep-learning course's helper.")
     sub = p.add_subparsers(dest="command", required=True)
+    lang_help = "language of the output: en or zh (default: $DLCOURSE_LANG, else en)"
     s = sub.add_parser("list", help="phases and lessons with status")
     s.add_argument("--all", action="store_true", help="also list planned phases' lessons")
+    s.add_argument("--lang", choices=LANGS, default=default_lang(), help=lang_help)
     s.set_defaults(fn=cmd_list)
     s = sub.add_parser("run", help="run one lesson: dlcourse run 01.03 --quick")
     s.add_argument("lesson")
@@ -230,7 +345,7 @@ def build_parser():
     s.set_defaults(fn=cmd_run)
     s = sub.add_parser("progress", help="week-by-week progress")
     s.add_argument("--markdown", metavar="FILE", help="write a ticked checklist to FILE")
-    s.add_argument("--lang", choices=["en", "zh"], default="en")
+    s.add_argument("--lang", choices=LANGS, default=default_lang(), help=lang_help)
     s.set_defaults(fn=cmd_progress)
     s = sub.add_parser("doctor", help="check the installation")
     s.add_argument("--device", default=None)
@@ -239,6 +354,14 @@ def build_parser():
     s.add_argument("names", nargs="*")
     s.add_argument("--list", action="store_true")
     s.set_defaults(fn=cmd_prefetch)
+    s = sub.add_parser("data", help="data sets: `data import NAME FILE` places a hand download")
+    data_sub = s.add_subparsers(dest="data_command", required=True)
+    d = data_sub.add_parser("import", help="check a file downloaded by hand and put it where "
+                                           "the lessons look (see `prefetch --list`)")
+    d.add_argument("name", help="tinyshakespeare, mnist, cifar10, california_housing")
+    d.add_argument("files", nargs="+", metavar="FILE",
+                   help="the file(s) as downloaded, or a folder holding them")
+    d.set_defaults(fn=cmd_data_import)
     s = sub.add_parser("readme", help="regenerate the README plans")
     s.add_argument("--check", action="store_true", help="only report; exit 1 if out of date")
     s.set_defaults(fn=cmd_readme)

@@ -15,10 +15,14 @@ README = {"en": "README.md", "zh": "README.zh-CN.md"}
 WORDS = {
     "en": {"week": "Week", "weeks": "Weeks", "phase": "Phase", "milestone": "Milestone",
            "planned": "Planned phases (lessons coming)", "colon": ": ", "open": " (", "close": ")",
-           "verified": "verified by"},
+           "comma": ", ", "list": ", ", "phases": "; ", "dash": " — ",
+           "verified": "verified by {}"},
+    # Chinese text takes full-width punctuation (，：；（）、) with no spaces around it;
+    # code spans keep their own characters.
     "zh": {"week": "第 {} 周", "weeks": "第 {}-{} 周", "phase": "阶段", "milestone": "里程碑",
            "planned": "后续阶段（课程编写中）", "colon": "：", "open": "（", "close": "）",
-           "verified": "完成以下内容即达成"},
+           "comma": "，", "list": "、", "phases": "；", "dash": "——",
+           "verified": "完成 {} 即达成"},
 }
 
 
@@ -32,11 +36,11 @@ def _week_label(lang, first, last=None):
 def _milestone(lang, m):
     """One milestone as a quote line: when, what, and the runs that verify it."""
     w = WORDS[lang]
-    sep = "，" if lang == "zh" else ", "
-    return (f"> **{w['milestone']}{w['open']}{w['phase']} {m.phase}{sep}"
+    runs = w["list"].join(f"`{i}`" for i in m.verified_by)
+    return (f"> **{w['milestone']}{w['open']}{w['phase']} {m.phase}{w['comma']}"
             f"{_week_label(lang, m.week)}{w['close']}**{w['colon']}"
             f"{m.text_zh if lang == 'zh' else m.text}"
-            f"{w['open']}{w['verified']} {', '.join(f'`{i}`' for i in m.verified_by)}{w['close']}")
+            f"{w['open']}{w['verified'].format(runs)}{w['close']}")
 
 
 def render_plan(lang="en", done=None):
@@ -46,10 +50,10 @@ def render_plan(lang="en", done=None):
     phases = {p.number: p for p in syllabus.PHASES}
     for week, items in syllabus.weeks().items():
         numbers = sorted({lesson.phase for lesson in items})
-        heads = "; ".join(f"{w['phase']} {n}{w['colon']}"
+        heads = w["phases"].join(f"{w['phase']} {n}{w['colon']}"
                           f"{phases[n].title_zh if lang == 'zh' else phases[n].title}"
                           for n in numbers)
-        lines += [f"### {_week_label(lang, week)} — {heads}", ""]
+        lines += [f"### {_week_label(lang, week)}{w['dash']}{heads}", ""]
         for lesson in items:
             tick = "x" if done and done(lesson) else " "
             title = lesson.title_zh if lang == "zh" else lesson.title
@@ -63,7 +67,7 @@ def render_plan(lang="en", done=None):
         lines += [f"### {w['planned']}", ""]
         for p in planned:
             title = p.title_zh if lang == "zh" else p.title
-            lines.append(f"- {w['phase']} {p.number}{w['open']}`{p.folder}/`, "
+            lines.append(f"- {w['phase']} {p.number}{w['open']}`{p.folder}/`{w['comma']}"
                          f"{_week_label(lang, *p.weeks)}{w['close']}{w['colon']}{title}")
         lines.append("")
         for m in syllabus.MILESTONES:

@@ -1,6 +1,7 @@
 """`python -m dlcourse` commands: list, run, progress (--markdown), doctor, prefetch, readme."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from dlcourse import readme, syllabus
 
 
 def dlcourse(tmp_path, *args, **env):
+    env.setdefault("DLCOURSE_LANG", "")  # English unless a test asks for Chinese
     return subprocess.run([sys.executable, "-m", "dlcourse", *args], cwd=REPO, text=True,
                           capture_output=True, env=offline_env(tmp_path, **env), timeout=240)
 
@@ -130,8 +132,8 @@ def test_ctrl_c_under_run_exits_130_without_a_traceback(tmp_path):
 
 def test_list_into_a_pipe_that_closes_early(tmp_path):
     result = subprocess.run(f"'{sys.executable}' -m dlcourse list --all | head -1", shell=True,
-                            cwd=REPO, env=offline_env(tmp_path), capture_output=True, text=True,
-                            timeout=120)
+                            cwd=REPO, env=offline_env(tmp_path, DLCOURSE_LANG=""),
+                            capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("Phase  1")
     assert "Traceback" not in result.stderr and "Broken pipe" not in result.stderr, result.stderr
 
@@ -170,3 +172,62 @@ def test_list_and_progress_show_stand_in_runs(tmp_path):
     assert "[s] 03.capstone" in listing.stdout and "stand-in" in listing.stdout
     table = dlcourse(tmp_path, "progress")
     assert "done on offline stand-in data only" in table.stdout and "03.capstone" in table.stdout
+
+
+ENGLISH_WORDS = re.compile(r"\b(week|phase|lessons?|capstone|status|done|todo|to do|tried|"
+                           r"complete|in progress|not started|milestone|verified by|planned|"
+                           r"stand-in|record|reached)\b", re.IGNORECASE)
+
+
+def chinese_record(tmp_path):
+    """A record with a lesson in every state: done, done on stand-in data, tried."""
+    run = {"when": "now", "checks": 3, "seconds": 1, "metrics": {}}
+    (tmp_path / "progress.json").write_text(json.dumps({"runs": {
+        "01.01": {"full": run, "quick": None, "full_stand_in": None},
+        "03.capstone": {"full": None, "quick": None,
+                        "full_stand_in": {**run, "stand_in_for": ["MNIST"]}},
+        "01.02": {"full": None, "quick": run, "full_stand_in": None}}}))
+
+
+def english_left(text):
+    """English words in `text`, leaving out lesson ids (01.capstone), phase folders
+    (phase01-python-ds), the record's path and the `--quick` flag, which stay as they are."""
+    text = re.sub(r"\b\d\d\.\w+|phase\d\d-[\w-]+|--quick|\S*progress\.json", "", text)
+    return ENGLISH_WORDS.findall(text)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_list_in_chinese(how, tmp_path):
+    chinese_record(tmp_path)
+    args, env = (["--lang", "zh"], {}) if how == "flag" else ([], {"DLCOURSE_LANG": "zh"})
+    result = dlcourse(tmp_path, "list", "--all", *args, **env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for phase in syllabus.PHASES:
+        assert phase.title_zh in out
+    for lesson in syllabus.lessons(ready_only=False):
+        assert f"{lesson.id:13s} {lesson.title_zh}" in out, lesson.id
+    assert "[x] 01.01" in out and "[s] 03.capstone" in out and "[~] 01.02" in out
+    assert "阶段  1" in out and "第 1 周" in out and "已完成" in out and "未开始" in out
+    assert not english_left(out), english_left(out)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_progress_in_chinese(how, tmp_path):
+    chinese_record(tmp_path)
+    args, env = (["--lang", "zh"], {}) if how == "flag" else ([], {"DLCOURSE_LANG": "zh_CN"})
+    result = dlcourse(tmp_path, "progress", *args, **env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for m in syllabus.MILESTONES:
+        assert m.text_zh in out and m.text not in out
+    assert "进行中" in out and "里程碑" in out and "验证课程" in out
+    assert "只在离线替代数据上完成" in out and "03.capstone" in out
+    assert not english_left(out), english_left(out)
+
+
+def test_lang_en_overrides_dlcourse_lang(tmp_path):
+    listing = dlcourse(tmp_path, "list", "--lang", "en", DLCOURSE_LANG="zh")
+    assert listing.stdout.startswith("Phase  1") and "阶段" not in listing.stdout
+    table = dlcourse(tmp_path, "progress", "--lang", "en", DLCOURSE_LANG="zh")
+    assert "milestone" in table.stdout and "里程碑" not in table.stdout

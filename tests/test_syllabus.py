@@ -107,3 +107,33 @@ def test_lesson_header_follows_the_style(lesson):
     assert "def main(args)" in source and 'if __name__ == "__main__":' in source
     assert "cli.friendly_errors()" in source
     assert "plt.show(" not in source and ".cuda()" not in source
+
+
+def chinese_prose(text):
+    """`text` without code blocks, code spans, link targets, HTML comments and the thousands
+    separators of numbers (2,650): what is left is Chinese prose."""
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    text = re.sub(r"<!--.*?-->", "", text)
+    text = re.sub(r"`[^`\n]+`", "", text)
+    text = re.sub(r"\]\([^)\s]+\)", "]", text)
+    return re.sub(r"\d,\d{3}", "", text)
+
+
+def test_chinese_readme_uses_chinese_punctuation():
+    """Full-width ，；：（） in Chinese text; ≈ ≥ × rather than ~ >= x; no italics, which
+    render badly in Chinese fonts (issue 13)."""
+    prose = chinese_prose((REPO / readme.README["zh"]).read_text(encoding="utf-8"))
+    bad = re.findall(r".{0,12}(?:[,;:()~]|>=|\dx\d|(?<![*\w])\*(?![*\s])|(?<!\w)_\S).{0,12}",
+                     prose)
+    assert not bad, bad
+
+
+def test_chinese_titles_use_full_width_punctuation_and_one_term_each():
+    texts = [p.title_zh for p in syllabus.PHASES] + [m.text_zh for m in syllabus.MILESTONES] + [
+        lesson.title_zh for lesson in syllabus.lessons(ready_only=False)]
+    readme_zh = (REPO / readme.README["zh"]).read_text(encoding="utf-8")
+    for text in texts:
+        assert not re.search(r"[,;:()]", text), text
+    for both in texts + [readme_zh]:  # the terms the course settled on (issue 13)
+        assert "自我检查" not in both and "房价回归" not in both, both[:40]
+        assert not re.search(r"正则(?!化)", both), both[:40]
