@@ -38,7 +38,7 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=0, help="print only the N slowest")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     args = p.parse_args(argv)
-    chosen = [lsn for lsn in syllabus.lessons() if (REPO / lsn.path).exists()
+    chosen = [lsn for lsn in syllabus.lessons(ready_only=False) if (REPO / lsn.path).exists()
               and (not args.phase or lsn.phase == args.phase)]
     rows = []
     for lesson in chosen:

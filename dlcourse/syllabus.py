@@ -176,7 +176,7 @@ PHASES = [
         ("feature-visualization", "Seeing what a CNN learned", "可视化 CNN 学到的特征", 7),
         ("grad-cam", "Grad-CAM", "Grad-CAM 类激活图", 7),
     ], [("cifar10", "Capstone: fast CIFAR-10", "综合项目：快速 CIFAR-10 分类", 7)]),
-    _phase(6, "phase06-rnn", "Recurrent networks", "循环神经网络", (8, 9), False, [
+    _phase(6, "phase06-rnn", "Recurrent networks", "循环神经网络", (8, 9), True, [
         ("rnn-basics", "An RNN cell from scratch", "从零实现 RNN 单元", 8),
         ("bptt", "Backpropagation through time by hand", "手写随时间反向传播（BPTT）", 8),
         ("vanishing-gradient", "Vanishing gradients in time: RNN vs LSTM, clipping",

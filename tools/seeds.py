@@ -39,7 +39,7 @@ def main(argv=None):
     p.add_argument("--lesson")
     p.add_argument("--jobs", "-j", type=int, default=2)
     args = p.parse_args(argv)
-    chosen = [lsn for lsn in syllabus.lessons() if (REPO / lsn.path).exists()]
+    chosen = [lsn for lsn in syllabus.lessons(ready_only=False) if (REPO / lsn.path).exists()]
     if args.phase:
         chosen = [lsn for lsn in chosen if lsn.phase == args.phase]
     if args.lesson:

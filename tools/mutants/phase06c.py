@@ -1,0 +1,36 @@
+"""Planted mistakes for phase 06, lessons 07-08 (see tools/mutate.py): each a realistic
+one-line slip in the lesson's own code, which a self-check of the lesson must catch."""
+MUTANTS = [
+    # 07 - seq2seq with teacher forcing
+    dict(lesson="06.07", why="decoder input not shifted: teacher forcing feeds y_t to predict y_t",
+         find="return torch.cat([bos, tgt_out[:, :-1]], dim=1)", replace="return tgt_out"),
+    dict(lesson="06.07", why="padding mask dropped from the loss: PAD targets are learned too",
+         find="mask = (targets != PAD).to(nll.dtype)", replace="mask = torch.ones_like(nll)"),
+    dict(lesson="06.07", why="masked sum divided by every position (B*T), not by the real tokens",
+         find="return (nll * mask).sum() / mask.sum()", replace="return (nll * mask).mean()"),
+    dict(lesson="06.07", why="packed with the padded width: the encoder reads the PADs",
+         find="lengths.cpu(), batch_first=True,",
+         replace="torch.full_like(lengths, src.shape[1]).cpu(), batch_first=True,"),
+    dict(lesson="06.07", why="greedy decoding forgets the decoder state between steps",
+         find="step_logits, state = model.decode(token, state, memory)",
+         replace="step_logits, _ = model.decode(token, state, memory)"),
+    # 08 - attention
+    dict(lesson="06.08", why="padding mask dropped: attention weight leaks onto PAD positions",
+         find='scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))',
+         replace="scores = scores"),
+    dict(lesson="06.08", why="PAD scores set to 0 instead of -inf: exp(0) still gets weight",
+         find='float("-inf")', replace="0.0"),
+    dict(lesson="06.08", why="softmax over the target steps instead of the source positions",
+         find="return scores.softmax(dim=-1)", replace="return scores.softmax(dim=1)"),
+    dict(lesson="06.08", why="context averages the keys, not the values",
+         find="return weights @ values, weights", replace="return weights @ keys, weights"),
+    dict(lesson="06.08", why="tanh left out of the additive score (then it cannot depend on q)",
+         find="pairs = torch.tanh(self.Wq(q).unsqueeze(2) + self.Wk(k).unsqueeze(1))",
+         replace="pairs = self.Wq(q).unsqueeze(2) + self.Wk(k).unsqueeze(1)"),
+    dict(lesson="06.08", why="query and key axes swapped in the additive broadcast",
+         find="self.Wq(q).unsqueeze(2) + self.Wk(k).unsqueeze(1))",
+         replace="self.Wq(q).unsqueeze(1) + self.Wk(k).unsqueeze(2))"),
+    dict(lesson="06.08", why="context computed but not used: the output layer sees h_t twice",
+         find="torch.cat([context, outputs], dim=-1)",
+         replace="torch.cat([outputs, outputs], dim=-1)"),
+]
