@@ -1,13 +1,23 @@
-"""12 - Decision trees, random forests, gradient boosting (phase 02, week 3)
+"""12 - Decision trees, random forests, gradient boosting, XGBoost, pruning (phase 02, week 3)
 
 Goal: grow a decision tree from scratch (gini or entropy), bag trees into a random forest,
-      boost trees on residuals, and match scikit-learn split for split.
-Run:  python phase02-math/12-trees-and-ensembles.py            (569 + 442 rows; about 4 s on a 2-core CPU)
+      boost trees on residuals and match scikit-learn split for split; then rebuild XGBoost's
+      trees number by number from its second-order formulas (leaf -G/(H + lambda), split gain,
+      missing-value direction), measure what each of its additions (and LightGBM) does, watch
+      a tree overfit with depth, and prune it by cost complexity chosen on validation.
+Run:  python phase02-math/12-trees-and-ensembles.py            (569 + 442 rows; about 16 s on a busy 2-core CPU)
       python phase02-math/12-trees-and-ensembles.py --quick    (seconds, offline, used by the tests)
 Expect: our split search finds splits exactly as good as DecisionTreeClassifier's at every node
-      (diff ~1e-16); boosting's training predictions equal GradientBoostingRegressor's (~1e-13);
-      test accuracy tree 0.930, forest 0.947 (sklearn's 0.953), boosting test R^2 0.334 (sklearn's
-      0.333) (seed 0, full); figure regions.png.
+      (diff ~1e-16); boosting's training predictions equal GradientBoostingRegressor's (~1e-13) and
+      XGBRegressor's with lambda 0 (~1e-7 relative: float32); XGBoost's covers, leaf values and gains
+      equal ours to float32 precision, and our sparsity-aware search finds every one of its splits;
+      our weakest-link pruning path equals cost_complexity_pruning_path (~1e-17); training accuracy
+      rises to 1 with depth (6) while validation peaks earlier (4); figures regions.png and
+      tree_depth_pruning.png (the pruned tree, the depth sweep, the pruning path).
+      Seed 0, full: test accuracy tree 0.930, forest 0.947 (sklearn's 0.953), boosting test R^2 0.334
+      (sklearn's 0.333); booster chosen on validation log-loss (LightGBM) test accuracy 0.956;
+      pruned tree 11 leaves (full 14), test 0.939. The one-by-one XGBoost table's differences are
+      a few validation rows (noise at 114 rows); its fit times are single-threaded milliseconds.
 """
 from dlcourse import cli   # light: nothing heavy is imported before the flags are checked
 
@@ -20,12 +30,16 @@ if __name__ == "__main__":
     ARGS = parse_args()   # flags are checked here, before the imports below load torch:
                           # a mistyped flag fails at once with a one-line message
 
+import time
+
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, make_moons
-from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
-from sklearn.metrics import r2_score
+from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
+from sklearn.metrics import log_loss, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, plot_tree
+import lightgbm as lgb
+import xgboost as xgb
 
 from dlcourse import check, data, plot
 import matplotlib.pyplot as plt
@@ -39,6 +53,18 @@ MIN_GAP = 1e-7       # two feature values closer than this are not split between
 BOOTSTRAP_DRAWS = 200  # bootstrap samples drawn to check the sampler's statistics
 SIGMAS = 5           # statistical checks allow 5 standard errors (fails ~1 in 1.7 million)
 MCNEMAR_SIGMAS = 4   # two forests' accuracies may differ by this many std of McNemar's statistic
+XGB_DEPTH = 3        # depth of the XGBoost trees (replayed node by node, and in the comparisons)
+XGB_LAMBDA = 2.0     # L2 penalty on leaf weights; != 1 and non-zero so a dropped lambda shows
+XGB_ETA = 0.3        # XGBoost's shrinkage (its default); leaf values in its dump include it
+XGB_MIN_CHILD = 1.0  # min_child_weight: a child needs this much hessian (sum of p(1-p)), not rows
+XGB_REPLAY = 3       # trees of XGBoost replayed by hand (tree 1 on has non-constant hessians)
+MISSING_FRAC = 0.1   # share of feature values blanked (NaN) to show the learned default direction
+F32_RTOL = 1e-5      # XGBoost computes in float32 (eps 6e-8): its predictions, covers and leaves agree
+                     # with ours to ~1e-6 relative; a gain is a difference of terms as large as the
+                     # root's, so it agrees to ~1e-7 x the largest root gain (atol = this x that)
+ROUNDS_XGB = 200     # boosting rounds in the one-by-one comparison (full run; --quick below)
+SPLIT_VAL = 0.2      # validation share, and the same again for test, in the tuning sections
+MAX_DEPTHS = range(1, 13)   # depth sweep of the single tree
 
 
 def impurity(stats, n, criterion):
@@ -138,6 +164,18 @@ class Tree:
         return np.array([leaf["value"] for leaf in self.leaves(x)])  # (N, K) or (N,)
 
 
+def value_at_depth(tree, x, depth):
+    """Predictions of `tree` cut back to `depth`: stop at the node reached after `depth` splits."""
+    out = []
+    for row in x:
+        node, k = tree.root, 0
+        while "feature" in node and k < depth:
+            node = node["left"] if row[node["feature"]] <= node["threshold"] else node["right"]
+            k += 1
+        out.append(node["value"])
+    return np.array(out)                                      # (N, K)
+
+
 def replay(tree, ref, x, y):
     """At every split node of a fitted sklearn tree, run our split search on the rows sklearn
     sent there. Returns (ours, sklearn's) weighted child impurity, node by node."""
@@ -220,11 +258,132 @@ def boost(x_tr, y_tr, x_eval, rounds):
     return f_tr, f_eval
 
 
+def newton_grad_hess(y, margin):
+    """Log-loss L = -y log p - (1-y) log(1-p), p = sigmoid(F), differentiated in the margin F:
+    g = dL/dF = p - y,   h = d2L/dF2 = p (1 - p)."""
+    p = 1 / (1 + np.exp(-margin))
+    return p - y, p * (1 - p)
+
+
+def leaf_weight(g_sum, h_sum, lam):
+    """XGBoost's leaf: minimise sum_i [g_i w + 1/2 h_i w^2] + 1/2 lam w^2 over one number w
+    (second-order Taylor of the loss around the current F, plus an L2 penalty) -> w* = -G / (H + lam).
+    With h = 1 and lam = 0 it is the mean residual, our squared-loss booster's leaf."""
+    return -g_sum / (h_sum + lam)
+
+
+def split_gain(g_left, h_left, g_sum, h_sum, lam, gamma=0.0):
+    """Loss decrease of a split, with w* put back in: a leaf's best loss is -1/2 G^2 / (H + lam), so
+        gain = 1/2 [G_L^2/(H_L+lam) + G_R^2/(H_R+lam) - G^2/(H+lam)] - gamma,
+    gamma being the price of one more leaf. (XGBoost's dump prints twice this, before gamma.)"""
+    g_right, h_right = g_sum - g_left, h_sum - h_left
+    return 0.5 * (g_left ** 2 / (h_left + lam) + g_right ** 2 / (h_right + lam)
+                  - g_sum ** 2 / (h_sum + lam)) - gamma
+
+
+def best_xgb_gain(x, g, h, lam, min_child):
+    """Exact greedy, sparsity-aware split search (Chen & Guestrin 2016, algorithm 3): for each
+    feature, sort the rows that HAVE a value, score every threshold between distinct values with
+    the rows missing it sent right, then sent left, and keep the best. Sending the present rows all
+    one way and the missing ones the other is a candidate too. Returns the best gain."""
+    g_sum, h_sum = g.sum(), h.sum()
+    best = -np.inf
+    for j in range(x.shape[1]):
+        present = ~np.isnan(x[:, j])
+        order = np.argsort(x[present, j], kind="stable")
+        xs = x[present, j][order]
+        g_left = np.concatenate([[0.0], np.cumsum(g[present][order])])   # (P+1,) first i present rows left
+        h_left = np.concatenate([[0.0], np.cumsum(h[present][order])])
+        cut = np.ones(len(xs) + 1, bool)
+        cut[1:-1] = xs[1:] > xs[:-1]                  # no threshold between equal values
+        g_miss, h_miss = g_sum - g_left[-1], h_sum - h_left[-1]
+        for gl, hl in ((g_left, h_left), (g_left + g_miss, h_left + h_miss)):   # missing right, left
+            gain = split_gain(gl, hl, g_sum, h_sum, lam)
+            gain[~cut | (hl < min_child) | (h_sum - hl < min_child)] = -np.inf
+            best = max(best, float(gain.max()))
+    return best
+
+
+def replay_xgb(model, x, y, lam, eta, min_child):
+    """Rebuild every number of a fitted XGBoost classifier's dump from the lesson's formulas.
+    For tree t: F = sum of the earlier trees' leaves (starting at logit(base_score) = 0), g and h
+    from F; the rows in each node come from pred_leaf. Returns a dict of (ours, xgboost's) arrays."""
+    booster = model.get_booster()
+    df = booster.trees_to_dataframe()
+    leaf_of = booster.predict(xgb.DMatrix(x), pred_leaf=True).astype(int)   # (N, trees) leaf id per row
+    out = {k: ([], []) for k in ("gain", "best", "leaf", "cover")}
+    margin = np.zeros(len(y))
+    for t in range(leaf_of.shape[1]):
+        g, h = newton_grad_hess(y, margin)
+        nodes = df[df.Tree == t].set_index("Node")
+        rows = {}
+        for k in sorted(nodes.index, reverse=True):    # children have larger ids: leaves first
+            r = nodes.loc[k]
+            rows[k] = (leaf_of[:, t] == k) if r.Feature == "Leaf" else (
+                rows[int(r.Yes.split("-")[1])] | rows[int(r.No.split("-")[1])])
+        for k in nodes.index:
+            r, m = nodes.loc[k], rows[k]
+            if r.Feature == "Leaf":
+                out["leaf"][0].append(eta * leaf_weight(g[m].sum(), h[m].sum(), lam))
+                out["leaf"][1].append(r.Gain)
+                margin[m] += r.Gain                    # XGBoost's own value: F stays on its track
+            else:
+                yes = rows[int(r.Yes.split("-")[1])]
+                out["gain"][0].append(2 * split_gain(g[yes].sum(), h[yes].sum(), g[m].sum(), h[m].sum(), lam))
+                out["gain"][1].append(r.Gain)
+                out["best"][0].append(2 * best_xgb_gain(x[m], g[m], h[m], lam, min_child))
+                out["best"][1].append(r.Gain)
+            out["cover"][0].append(h[m].sum())
+            out["cover"][1].append(r.Cover)
+    out["margin"] = (margin, booster.predict(xgb.DMatrix(x), output_margin=True))
+    return {k: (np.array(a), np.array(b)) for k, (a, b) in out.items()}
+
+
+def weakest_link_path(tree):
+    """Minimal cost-complexity pruning (Breiman et al. 1984) on a fitted sklearn tree_.
+    R(t) = (weight of t / total) x impurity(t) is the cost of node t as a leaf; R(T_t) the summed
+    cost of the leaves below it. Cutting T_t back to t costs R(t) - R(T_t) and saves |T_t| - 1
+    leaves, so it pays once alpha >= g(t) = (R(t) - R(T_t)) / (|T_t| - 1). Repeatedly cut the
+    weakest link (smallest g). Returns the alphas at which the tree changes and R(T) after each."""
+    left, right = tree.children_left, tree.children_right
+    n = len(left)
+    is_leaf = left < 0
+    r_node = tree.weighted_n_node_samples / tree.weighted_n_node_samples[0] * tree.impurity
+    alphas, costs, alpha = [], [], 0.0
+    while True:
+        r_sub, n_leaves = r_node.copy(), np.ones(n)
+        for t in range(n - 1, -1, -1):                 # children have larger ids than their parent
+            if not is_leaf[t]:
+                r_sub[t] = r_sub[left[t]] + r_sub[right[t]]
+                n_leaves[t] = n_leaves[left[t]] + n_leaves[right[t]]
+        alphas.append(alpha)
+        costs.append(r_sub[0])
+        if is_leaf[0]:
+            break
+        inside = np.zeros(n, bool)                     # nodes still in the pruned tree
+        inside[0] = True
+        for t in range(n):
+            if inside[t] and not is_leaf[t]:
+                inside[left[t]] = inside[right[t]] = True
+        g = np.where(inside & ~is_leaf, (r_node - r_sub) / np.maximum(n_leaves - 1, 1), np.inf)
+        t = int(np.argmin(g))
+        alpha = max(alpha, g[t])                       # the path's alphas never go down
+        is_leaf[t] = True
+    return np.array(alphas), np.array(costs)
+
+
+def pick_on_validation(acc_val):
+    """Index of the best validation accuracy; ties go to the LAST (largest alpha, fewest leaves)."""
+    return len(acc_val) - 1 - int(np.argmax(acc_val[::-1]))
+
+
 def main(args) -> dict:
     run = cli.start(args, __file__, use_torch=False)
     rng = np.random.default_rng(run.seed)
     n = 250 if run.quick else 569
     n_trees, rounds = (10, 20) if run.quick else (100, 100)
+    rounds_xgb = 30 if run.quick else ROUNDS_XGB
+    tree_fig_dpi = 50 if run.quick else 110   # drawing the tree's text boxes is the slow part of --quick
     d = load_breast_cancer()
     data.announce("scikit-learn breast cancer (Wisconsin diagnostic), for the trees and the forest",
                   kind="bundled", detail=f"{n} of {len(d.data)} tumours, 30 features")
@@ -296,6 +455,14 @@ def main(args) -> dict:
     print(f"boosting test predictions: max |diff| vs sklearn {test_diff:.2g}; "
           f"test R^2 ours {r2_gb:.3f}, sklearn {ref_gb.score(xd_te, yd_te):.3f}")
     check.greater("boosting R^2 beats predicting the mean (R^2 = 0)", r2_gb, 0.0)
+    # XGBoost with squared loss IS this booster: h = 1, so H = rows in a node, min_child_weight =
+    # min rows per leaf, and with lam = 0 its leaf -G/(H + lam) is the mean residual, its gain the
+    # squared-error decrease. Same start (base_score = mean y), same rounds, depth and shrinkage.
+    ref_xgb = xgb.XGBRegressor(n_estimators=rounds, learning_rate=BOOST_LR, max_depth=BOOST_DEPTH,
+                               min_child_weight=BOOST_MIN_LEAF, reg_lambda=0.0, tree_method="exact",
+                               base_score=float(yd_tr.mean()), n_jobs=1).fit(xd_tr, yd_tr)
+    check.close("boosting train predictions vs XGBRegressor(lambda=0, exact): float32 inside XGBoost",
+                f_tr, ref_xgb.predict(xd_tr), atol=0.0, rtol=F32_RTOL)
     print(f"test accuracy (tumours): tree(depth {DEPTH}) {acc_tree:.3f} | forest({n_trees}) {acc_rf:.3f} "
           f"(sklearn {ref_rf.score(x_te, y_te):.3f})")
 
@@ -316,8 +483,141 @@ def main(args) -> dict:
         ax.scatter(xm[:, 0], xm[:, 1], c=ym, cmap="coolwarm", s=8, edgecolors="k", linewidths=0.3)
         ax.set(title=title, xticks=[], yticks=[])
     plot.save(fig, run, "regions.png")
+
+    # 5. XGBoost = boosting with second-order (Newton) steps on log-loss. Replay its trees number by
+    # number with the lesson's formulas: every leaf value eta * -G/(H + lam), every cover = H, every
+    # split's gain, and our own exact, sparsity-aware search over the rows in each node must find that
+    # same best gain, with a tenth of the feature values missing (so the default direction matters).
+    # All 569 tumours even in --quick: with fewer, the tree is too small to overfit or to prune.
+    x_all = d.data.astype(np.float32).astype(np.float64)
+    x_fit, x_hold, y_fit, y_hold = train_test_split(x_all, d.target, test_size=2 * SPLIT_VAL,
+                                                    stratify=d.target, random_state=run.seed)
+    x_val, x_test, y_val, y_test = train_test_split(x_hold, y_hold, test_size=0.5, stratify=y_hold,
+                                                    random_state=run.seed)
+    print(f"tumours for sections 5-7: train {len(y_fit)}, validation {len(y_val)}, test {len(y_test)}")
+    holes = rng.random(x_fit.shape) < MISSING_FRAC
+    x_holes = np.where(holes, np.nan, x_fit)                              # (N, 30) with NaNs
+    replayed = xgb.XGBClassifier(n_estimators=XGB_REPLAY, max_depth=XGB_DEPTH, learning_rate=XGB_ETA,
+                                 reg_lambda=XGB_LAMBDA, min_child_weight=XGB_MIN_CHILD, base_score=0.5,
+                                 tree_method="exact", n_jobs=1).fit(x_holes, y_fit)
+    rep = replay_xgb(replayed, x_holes, y_fit, XGB_LAMBDA, XGB_ETA, XGB_MIN_CHILD)
+    scale = float(rep["gain"][1].max())                                   # the root gains
+    n_nodes = len(rep["gain"][0])
+    check.close(f"xgboost: cover of all {len(rep['cover'][0])} nodes = H = sum p(1-p) of its rows",
+                *rep["cover"], atol=0.0, rtol=F32_RTOL)
+    check.close(f"xgboost: {len(rep['leaf'][0])} leaf values = eta * -G/(H + lambda), lambda {XGB_LAMBDA}",
+                *rep["leaf"], atol=1e-7, rtol=F32_RTOL)
+    check.close(f"xgboost: gain of its {n_nodes} splits = G_L^2/(H_L+lam) + G_R^2/(H_R+lam) - G^2/(H+lam)",
+                *rep["gain"], atol=F32_RTOL * scale)
+    check.close(f"xgboost: our exact search (missing rows tried left and right) finds each split's gain",
+                *rep["best"], atol=F32_RTOL * scale)
+    check.close("xgboost: margin F = sum of the leaves each row reaches", *rep["margin"], atol=1e-5)
+    df = replayed.get_booster().trees_to_dataframe()
+    inner = df[df.Feature != "Leaf"]
+    print(f"  {int((inner.Missing == inner.Yes).sum())} of {len(inner)} splits send missing values "
+          "to the 'yes' (x < threshold) side: learned per split, from the gain")
+
+    # 6. What XGBoost adds, one at a time, on the same tumours (fit on train, scored on validation).
+    # Small data: one validation row is ~1% accuracy, so log-loss is the finer measure; times are
+    # single-threaded and tiny here; 'hist' pays off from ~1e5 rows.
+    def fit_eval(label, model, x_a, x_b):
+        t0 = time.perf_counter()
+        model.fit(x_a, y_fit)
+        sec = time.perf_counter() - t0
+        p = model.predict_proba(x_b)[:, 1]
+        acc, ll = float(np.mean((p > 0.5) == y_val)), float(log_loss(y_val, p))
+        print(f"  {label:<54} val acc {acc:.3f}  log-loss {ll:.3f}  fit {1000 * sec:7.1f} ms")
+        return dict(label=label, model=model, acc=acc, ll=ll)
+
+    print(f"one XGBoost addition at a time ({rounds_xgb} rounds, depth {XGB_DEPTH}):")
+    settings = dict(n_estimators=rounds_xgb, max_depth=XGB_DEPTH, min_child_weight=XGB_MIN_CHILD,
+                    reg_lambda=0.0, learning_rate=1.0, tree_method="exact", n_jobs=1, random_state=run.seed)
+    rows = [fit_eval("sklearn GradientBoosting (1st-order splits, lr 0.1)",
+                     GradientBoostingClassifier(n_estimators=rounds_xgb, max_depth=XGB_DEPTH,
+                                                random_state=run.seed), x_fit, x_val)]
+    for label, change in (("xgboost: Newton splits and leaves, lam 0, eta 1", {}),
+                          (f"+ regularised leaves -G/(H + lam), lam {XGB_LAMBDA}", dict(reg_lambda=XGB_LAMBDA)),
+                          ("+ shrinkage eta 0.1", dict(learning_rate=0.1)),
+                          ("+ column subsampling 0.5 per tree", dict(colsample_bytree=0.5)),
+                          ("+ histogram splits (tree_method hist, 256 bins)", dict(tree_method="hist"))):
+        settings.update(change)
+        rows.append(fit_eval(label, xgb.XGBClassifier(**settings), x_fit, x_val))
+    # LightGBM grows leaf-wise (always the leaf with the best gain, any depth) with as many leaves.
+    rows.append(fit_eval(f"lightgbm: leaf-wise, {2 ** XGB_DEPTH} leaves, otherwise as above",
+                         lgb.LGBMClassifier(n_estimators=rounds_xgb, num_leaves=2 ** XGB_DEPTH,
+                                            learning_rate=0.1, reg_lambda=XGB_LAMBDA, colsample_bytree=0.5,
+                                            min_child_weight=XGB_MIN_CHILD, n_jobs=1, verbosity=-1,
+                                            random_state=run.seed), x_fit, x_val))
+    # Missing values: learned default direction vs filling in the training mean.
+    x_val_holes = np.where(rng.random(x_val.shape) < MISSING_FRAC, np.nan, x_val)
+    fit_eval(f"xgboost, {MISSING_FRAC:.0%} NaN: learned default direction", xgb.XGBClassifier(**settings),
+             x_holes, x_val_holes)
+    mean = np.nanmean(x_holes, 0)
+    fit_eval(f"xgboost, {MISSING_FRAC:.0%} NaN: filled with the train mean", xgb.XGBClassifier(**settings),
+             np.where(np.isnan(x_holes), mean, x_holes), np.where(np.isnan(x_val_holes), mean, x_val_holes))
+    chosen = min(rows, key=lambda r: r["ll"])                  # selected on validation log-loss
+    acc_boost_test = float(np.mean(chosen["model"].predict(x_test) == y_test))
+    print(f"selected on validation: {chosen['label'].strip()}; test accuracy (once) {acc_boost_test:.3f}")
+
+    # 7. Overfitting with depth, on our own tree: splitting a node never lowers training accuracy
+    # (the children's majorities cover at least the parent's), so training accuracy climbs with depth
+    # to 1 on rows that are all distinct. Our growth never looks at the depth limit, so the depth-k
+    # tree is the deepest tree cut at depth k: grow once, read every depth off it.
+    depths = np.array(list(MAX_DEPTHS))
+    deep = Tree("gini", depths[-1]).fit(x_fit, y_fit, 2)
+    check.close(f"depth sweep: deepest tree cut at depth {DEPTH} = a tree grown to depth {DEPTH}",
+                value_at_depth(deep, x_val, DEPTH), Tree("gini", DEPTH).fit(x_fit, y_fit, 2).value(x_val),
+                atol=0.0)
+    acc_d = np.array([[np.mean(value_at_depth(deep, xs, k).argmax(1) == ys)
+                       for xs, ys in ((x_fit, y_fit), (x_val, y_val))] for k in depths])   # (depths, 2)
+    check.greater("depth sweep: train accuracy never drops as depth grows (min step)",
+                  float(np.diff(acc_d[:, 0]).min()), 0.0, strict=False)
+    check.close(f"depth sweep: train accuracy reaches 1 by depth {depths[-1]}", acc_d[-1, 0], 1.0, atol=0.0)
+    best_depth = int(depths[np.argmax(acc_d[:, 1])])
+    print(f"  validation accuracy peaks at depth {best_depth} ({acc_d[:, 1].max():.3f}); "
+          f"train reaches 1 at depth {int(depths[np.argmax(acc_d[:, 0] == 1.0)])}")
+
+    # 8. Cost-complexity pruning: grow the full tree, cut weakest links (our code, against
+    # sklearn's path), refit at each alpha, choose alpha on validation, test once.
+    full = DecisionTreeClassifier(random_state=run.seed).fit(x_fit, y_fit)
+    path = full.cost_complexity_pruning_path(x_fit, y_fit)
+    alphas, costs = weakest_link_path(full.tree_)
+    check.equal("pruning: our weakest-link path has as many steps as sklearn's", len(alphas), len(path.ccp_alphas))
+    check.close("pruning: alphas, ours vs cost_complexity_pruning_path", alphas, path.ccp_alphas, atol=1e-12)
+    check.close("pruning: total leaf impurity R(T) after each cut, ours vs sklearn", costs, path.impurities,
+                atol=1e-12)
+    pruned = [DecisionTreeClassifier(random_state=run.seed, ccp_alpha=a).fit(x_fit, y_fit) for a in alphas]
+    leaves = np.array([t.get_n_leaves() for t in pruned])
+    acc_tr = np.array([t.score(x_fit, y_fit) for t in pruned])
+    acc_va = np.array([t.score(x_val, y_val) for t in pruned])
+    check.true("pruning: leaves never increase along the path", bool(np.all(np.diff(leaves) <= 0)),
+               demo=True)
+    pick = pick_on_validation(acc_va)
+    check.close("pruning: the chosen alpha has the best validation accuracy on the path",
+                acc_va[pick], acc_va.max(), atol=0.0)
+    acc_pruned_test = pruned[pick].score(x_test, y_test)
+    print(f"  alpha {alphas[pick]:.4f}: {leaves[pick]} leaves (full tree {leaves[0]}), validation "
+          f"{acc_va[pick]:.3f} (full tree {acc_va[0]:.3f}), test accuracy (once) {acc_pruned_test:.3f}")
+
+    fig = plt.figure(figsize=(14, 11))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.6, 1])
+    ax0, ax1, ax2 = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    plot_tree(pruned[pick], feature_names=list(d.feature_names), class_names=list(d.target_names),
+              filled=True, impurity=False, fontsize=7, ax=ax0)
+    ax0.set_title(f"pruned tree chosen on validation (ccp_alpha {alphas[pick]:.4f}, {leaves[pick]} leaves)")
+    ax1.plot(depths, acc_d[:, 0], "o-", label="train")
+    ax1.plot(depths, acc_d[:, 1], "o-", label="validation")
+    ax1.set(xlabel="max depth (our tree)", ylabel="accuracy", title="deeper trees memorise")
+    ax2.step(alphas, acc_tr, "o-", where="post", label="train")
+    ax2.step(alphas, acc_va, "o-", where="post", label="validation")
+    ax2.axvline(alphas[pick], color="k", ls=":", label="chosen on validation")
+    ax2.set(xscale="symlog", xlabel="ccp_alpha", ylabel="accuracy", title="cost-complexity pruning path")
+    for ax in (ax1, ax2):
+        ax.legend()
+    plot.save(fig, run, "tree_depth_pruning.png", dpi=tree_fig_dpi)
     return cli.finish(run, {"tree_acc": float(acc_tree), "forest_acc": float(acc_rf),
-                            "boost_r2": float(r2_gb)})
+                            "boost_r2": float(r2_gb), "xgb_selected_test_acc": acc_boost_test,
+                            "best_depth": best_depth, "pruned_test_acc": float(acc_pruned_test)})
 
 
 if __name__ == "__main__":
