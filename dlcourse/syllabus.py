@@ -125,6 +125,9 @@ PHASES = [
                ("bias-variance", "Bias, variance and regularisation", "偏差、方差与正则化", 3),
                ("feature-engineering", "Feature engineering and pipelines",
                 "特征工程与流水线", 3),
+               ("generative-vs-discriminative",
+                "Generative vs discriminative models; EM for a Gaussian mixture",
+                "生成模型与判别模型；高斯混合模型的 EM 算法", 3),
            ], [("gradients-by-hand", "Capstone: loss and gradient by hand",
                 "综合项目：手推损失与梯度", 3)]),
     _phase(3, "phase03-pytorch", "PyTorch core", "PyTorch 核心", (4, 4), True, [
