@@ -1,0 +1,21 @@
+"""Planted mistakes for the additions of issue 12 to 04.05 and 04.07 (see tools/mutate.py)."""
+MUTANTS = [
+    dict(lesson="04.05", why="the paper's MLP without its nonlinearities: a linear model again",
+         find="\"MLP\": nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(),",
+         replace="\"MLP\": nn.Sequential(nn.Linear(40, 100), nn.Identity(), nn.Linear(100, 100), nn.Identity(),"),
+    dict(lesson="04.05", why="the training batch indices drawn once, outside the step loop (one batch)",
+         find="            idx = torch.randint(len(x), (PAPER_BATCH,), generator=gen).to(x.device)\n",
+         replace="            idx = torch.arange(PAPER_BATCH).to(x.device)\n"),
+    dict(lesson="04.05", why="optimizer.step() forgotten in the paper-table loop",
+         find="            loss.backward()\n            opt.step()\n        out[name]",
+         replace="            loss.backward()\n        out[name]"),
+    dict(lesson="04.07", why="noise measured with the copied BatchNorm in eval mode (running stats)",
+         find="linear, norm = model.linears[0], copy.deepcopy(model.norms[0]).train()",
+         replace="linear, norm = model.linears[0], copy.deepcopy(model.norms[0]).eval()"),
+    dict(lesson="04.07", why="the same batch drawn every time: the generator re-seeded per draw",
+         find="idx = torch.randperm(len(rest), generator=gen)[:batch - PROBE].to(x.device)",
+         replace="idx = torch.randperm(len(rest), generator=torch.Generator().manual_seed(0))[:batch - PROBE].to(x.device)"),
+    dict(lesson="04.07", why="noise taken as the spread over units instead of over batches",
+         find="return torch.stack(outs).std(dim=0).mean().item()",
+         replace="return torch.stack(outs).std(dim=-1).mean().item()"),
+]
