@@ -12,7 +12,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import mutate  # noqa: E402
 
 MUTANTS = mutate.load_mutants()
-SAMPLE = ["01.02#1", "02.07#1", "03.05#1", "04.06#1", "05.02#1"]  # one per phase, fast lessons
+SAMPLE = ["01.02#1", "02.07#1", "03.05#1", "04.06#1", "05.02#1", "06.05#1"]  # one per phase, fast lessons
 
 
 def test_every_mutant_applies_exactly_once():

@@ -39,12 +39,11 @@ MUTANT_DIR = Path(__file__).resolve().parent / "mutants"
 def load_mutants():
     """Every mutant from tools/mutants/phaseNN.py, in course order, each a dict with
     lesson, find, replace, why (and its 'id': '<lesson>#<n>')."""
-    found = []
+    found, counts = [], {}   # numbered per lesson across all files, so every id is unique
     for file in sorted(MUTANT_DIR.glob("phase*.py")):
         spec = importlib.util.spec_from_file_location(file.stem, file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        counts = {}
         for m in module.MUTANTS:
             counts[m["lesson"]] = counts.get(m["lesson"], 0) + 1
             found.append({**m, "id": f"{m['lesson']}#{counts[m['lesson']]}"})
