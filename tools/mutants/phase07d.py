@@ -1,0 +1,27 @@
+"""Planted mistakes for phase 07, lesson 11 (linear attention; see tools/mutate.py): each a
+realistic one-line slip in the from-scratch code, which a self-check of the lesson must catch."""
+MUTANTS = [
+    dict(lesson="07.11", why="prefix sum off by one: exclusive sums, position t no longer sees itself",
+         find="S = torch.cumsum(kv, dim=-3)                    # (..., T, d, dv): inclusive prefix sums",
+         replace="S = torch.cumsum(kv, dim=-3) - kv"),
+    dict(lesson="07.11", why="prefix sum off by one the other way: position t also sees token t + 1",
+         find="z = torch.cumsum(fk, dim=-2)                    # (..., T, d)",
+         replace="z = torch.cumsum(fk, dim=-2).roll(-1, dims=-2)"),
+    dict(lesson="07.11", why="recurrence reads before it writes: token t does not see itself",
+         find="num = (fq[..., t, None, :] @ S).squeeze(-2)          # ... then read: t sees itself",
+         replace="num = (fq[..., t, None, :] @ (S - fk[..., t, :, None] * v[..., t, None, :])).squeeze(-2)"),
+    dict(lesson="07.11", why="normaliser phi(Q) phi(K)^T 1 left out: outputs are unnormalised sums",
+         find="    return num / den\n\n\ndef causal_linear_attention",
+         replace="    return num\n\n\ndef causal_linear_attention"),
+    dict(lesson="07.11", why="phi = identity: similarities q.k can be negative, no longer a convex combination",
+         find="return F.elu(x) + 1", replace="return x"),
+    dict(lesson="07.11", why="phi = elu without the + 1: features can be negative",
+         find="return F.elu(x) + 1", replace="return F.elu(x)"),
+    dict(lesson="07.11", why="log-log slope fitted on the wrong axis: log N against log y gives 1/p",
+         find="return np.polyfit(np.log(ns), np.log(ys), 1)[0]",
+         replace="return np.polyfit(np.log(ys), np.log(ns), 1)[0]"),
+    dict(lesson="07.11", why="carried state ignored when continuing a chunk: the recurrence restarts from zero",
+         find="if state is None:\n", replace="if True:\n"),
+    dict(lesson="07.11", why="masked keys given similarity 1 instead of 0 in the quadratic form",
+         find="a = a.masked_fill(~mask, 0.0)", replace="a = a.masked_fill(~mask, 1.0)"),
+]
