@@ -171,7 +171,8 @@ def finish(run, metrics=None):
     stand_in_for = data.stand_ins()
     if stand_in_for:
         metrics["stand_in_for"] = ", ".join(stand_in_for)
-    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+    shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v)  # 4 significant digits:
+             for k, v in metrics.items()}                             # 1.4e-06 stays visible
     print("metrics:", json.dumps(shown), flush=True)
     progress.atomic_write_text(run.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if syllabus.find(run.lesson_id):
