@@ -89,8 +89,6 @@ def _chinese_console():
 
 def cmd_list(args):
     t = TEXT[args.lang]
-    if args.lang == "zh":
-        _chinese_console()
     record = progress.load()
     for phase in syllabus.PHASES:
         first, last = phase.weeks
@@ -150,8 +148,6 @@ MILESTONE_MARK = {"reached": "[x]", "stand-in": "[s]", "open": "[ ]", "planned":
 
 def cmd_progress(args):
     t = TEXT[args.lang]
-    if args.lang == "zh":
-        _chinese_console()
     record = progress.load()
     week, phase, lessons, capstone, status = t["head"]
     print(f"{_rjust(week, 4)}  {_rjust(phase, 5)}  {_rjust(lessons, 7)}  {_ljust(capstone, 8)}  "
@@ -195,9 +191,9 @@ def cmd_doctor(args):
         warnings += level == "WARN"
         print(f"[{level}] {text}")
 
-    line("OK" if sys.version_info >= (3, 11) else "FAIL",
-         f"Python {platform.python_version()} ({sys.executable})"
-         + ("" if sys.version_info >= (3, 11) else ": the course needs 3.11 or newer"))
+    new_enough = sys.version_info >= (3, 11)
+    line("OK" if new_enough else "FAIL", f"Python {platform.python_version()} ({sys.executable})"
+         + ("" if new_enough else ": the course needs 3.11 or newer"))
     for name in ["torch", "torchvision", "numpy", "pandas", "matplotlib", "sklearn", "tqdm",
                  "mnist1d", "statsmodels", "transformers", "datasets", "pytest"]:
         try:
@@ -370,6 +366,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if getattr(args, "lang", None) == "zh":   # list and progress print Chinese
+        _chinese_console()
     try:
         return args.fn(args)
     except CourseError as err:

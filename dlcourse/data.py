@@ -84,9 +84,14 @@ def proxy_for(host, scheme="https"):
     return proxies.get(scheme) or proxies.get("all")
 
 
+def _split_url(url, default_scheme="http"):
+    """urlsplit that also reads 'host:port' (no scheme), as proxy variables often are."""
+    return urllib.parse.urlsplit(url if "://" in url else f"{default_scheme}://{url}")
+
+
 def without_password(proxy):
     """A proxy URL fit to print: scheme://host:port, any user name and password left out."""
-    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    parts = _split_url(proxy)
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
@@ -102,13 +107,12 @@ def use_all_proxy():
                 os.environ[f"{scheme}_proxy"] = every
 
 
-def _probe(host, port, timeout):
-    """True if `host:port` answers, directly or through the proxy named for it."""
-    proxy = proxy_for(host, "https" if port == 443 else "http")
+def _probe(host, port, timeout, proxy):
+    """True if `host:port` answers, directly (proxy None) or through the proxy URL."""
     if proxy is None:
         with socket.create_connection((host, port), timeout=timeout):
             return True
-    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    parts = _split_url(proxy)
     default_port = {"https": 443, "socks4": 1080, "socks5": 1080, "socks5h": 1080}
     with socket.create_connection((parts.hostname, parts.port or default_port.get(
             parts.scheme, 80)), timeout=timeout) as conn:
@@ -132,13 +136,14 @@ def network_available(host, port=443, timeout=3.0):
     (the lookup runs in a daemon thread we stop waiting for)."""
     if env_flag("DLCOURSE_OFFLINE"):
         return False
-    key = (host, port, proxy_for(host, "https" if port == 443 else "http"))
+    proxy = proxy_for(host, "https" if port == 443 else "http")
+    key = (host, port, proxy)
     if key not in _network_answer:
         result = []
 
         def probe():
             try:
-                result.append(_probe(host, port, timeout))
+                result.append(_probe(host, port, timeout, proxy))
             except OSError:
                 result.append(False)
 
@@ -152,11 +157,13 @@ def network_available(host, port=443, timeout=3.0):
 def hf_host():
     """The host Hugging Face downloads go to: HF_ENDPOINT's (a mirror) or huggingface.co."""
     endpoint = os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co"
-    return urllib.parse.urlsplit(endpoint if "://" in endpoint else "https://" + endpoint).hostname
+    return _split_url(endpoint, "https").hostname
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
+def file_digest(path, algorithm="sha256"):
+    """Hex digest of a file, read in 1 MB blocks: sha256 for the course's own sources, md5
+    where a library publishes that (torchvision's MNIST and CIFAR-10)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
@@ -210,7 +217,7 @@ def fetch(name, offline=False):
         raise ValueError(f"{name} is downloaded through {source.via}, not fetch()")
     path = root() / source.filename
     if path.exists():
-        if not source.sha256 or sha256_of(path) == source.sha256:
+        if not source.sha256 or file_digest(path) == source.sha256:
             return path
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)

@@ -17,32 +17,10 @@ through scikit-learn's OpenML client, whose cache is several API answers, not on
 """
 import gzip
 import hashlib
-import os
-import shutil
 import tarfile
 from pathlib import Path
 
-from dlcourse import CourseError, data
-
-
-def digest(path, algorithm):
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _copy_atomic(src_bytes_or_path, dest):
-    """Write dest via dest.part + rename, so a crash never leaves half a file in place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    if isinstance(src_bytes_or_path, bytes):
-        part.write_bytes(src_bytes_or_path)
-    else:
-        shutil.copyfile(src_bytes_or_path, part)
-    os.replace(part, dest)
-    return dest
+from dlcourse import CourseError, data, progress
 
 
 def _one_file(name, paths):
@@ -59,17 +37,18 @@ def tinyshakespeare(paths):
     path = _one_file("tinyshakespeare", paths)
     source = data.SOURCES["tinyshakespeare"]
     content = path.read_bytes()
-    if hashlib.sha256(content).hexdigest() == source.sha256:
-        return [f"placed {_copy_atomic(path, data.root() / source.filename)}"]
+    sha = hashlib.sha256(content).hexdigest()
+    if sha == source.sha256:
+        return [f"placed {progress.atomic_write_bytes(data.root() / source.filename, content)}"]
     if b"\r\n" in content:
         unix = content.replace(b"\r\n", b"\n")
         if hashlib.sha256(unix).hexdigest() == source.sha256:
-            dest = _copy_atomic(unix, data.root() / source.filename)
+            dest = progress.atomic_write_bytes(data.root() / source.filename, unix)
             return [f"{path.name} had Windows (CRLF) line endings, as some editors and "
                     f"git settings save it; converted them back to LF, checksum now matches",
                     f"placed {dest}"]
     raise CourseError(f"{path} is not tiny Shakespeare's input.txt: sha256 "
-                      f"{hashlib.sha256(content).hexdigest()[:12]}... != expected "
+                      f"{sha[:12]}... != expected "
                       f"{source.sha256[:12]}... ({len(content)} bytes; download it from "
                       f"{source.url})")
 
@@ -101,13 +80,14 @@ def mnist(paths):
                 raise CourseError(f"{path.name} is not an MNIST file; expected one of "
                                   f"{', '.join(expected)}")
             continue   # other files in a folder the learner named
-        md5 = digest(path, "md5")
+        content = path.read_bytes()
+        md5 = hashlib.md5(content).hexdigest()
         if md5 != expected[path.name]:
             raise CourseError(f"{path} is damaged or not the official file: md5 {md5[:12]}... "
                               f"!= {expected[path.name][:12]}...")
-        _copy_atomic(path, raw / path.name)
-        with gzip.open(path) as f:             # torchvision reads the unpacked files
-            _copy_atomic(f.read(), raw / path.name[:-3])
+        progress.atomic_write_bytes(raw / path.name, content)
+        # torchvision reads the unpacked file; the .gz is kept beside it, as its download does
+        progress.atomic_write_bytes(raw / path.name[:-3], gzip.decompress(content))
         placed += 1
         said.append(f"placed {raw / path.name} (and unpacked it)")
     if not placed:
@@ -134,7 +114,7 @@ def cifar10(paths):
     from torchvision.datasets import CIFAR10
 
     path = _one_file("cifar10", paths)
-    md5 = digest(path, "md5")
+    md5 = data.file_digest(path, "md5")     # 170 MB: read in blocks, not at once
     if md5 != CIFAR10.tgz_md5:
         hint = (" (that is the Matlab or binary version; the course needs the python one)"
                 if "python" not in path.name else "")
@@ -153,7 +133,7 @@ def california_housing(paths):
     import sklearn.datasets._california_housing as ch
 
     path = _one_file("california_housing", paths)
-    sha = digest(path, "sha256")
+    sha = data.file_digest(path)
     if sha != ch.ARCHIVE.checksum:
         raise CourseError(f"{path} is not {ch.ARCHIVE.filename} from {ch.ARCHIVE.url}: sha256 "
                           f"{sha[:12]}... != {ch.ARCHIVE.checksum[:12]}...")
@@ -162,7 +142,8 @@ def california_housing(paths):
 
     def hand_over(remote, dirname=None, **ignored):
         # scikit-learn's own processing of the archive runs; only its download is replaced
-        return str(_copy_atomic(path, Path(dirname) / remote.filename))
+        target = Path(dirname) / remote.filename
+        return str(progress.atomic_write_bytes(target, path.read_bytes()))
 
     ch._fetch_remote = hand_over
     try:

@@ -32,15 +32,16 @@ def _default_mode():
     return 0o666 & ~mask
 
 
-def atomic_write_text(target, text):
-    """Write `text` to `target` so that readers see the old file or the new one, never half."""
+def _atomic_write(target, payload, mode, **open_args):
+    """Write to `target` so that readers see the old file or the new one, never half: a
+    uniquely named temporary file beside it, fsync, then rename; removed if anything fails."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, _default_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **open_args) as f:
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -48,6 +49,16 @@ def atomic_write_text(target, text):
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def atomic_write_text(target, text):
+    """Write `text` (UTF-8, the platform's line endings) atomically: see _atomic_write."""
+    return _atomic_write(target, text, "w", encoding="utf-8")
+
+
+def atomic_write_bytes(target, data):
+    """Write `data` byte for byte atomically (a data file placed by `data import`)."""
+    return _atomic_write(target, data, "wb")
 
 
 RUN_KINDS = ("full", "full_stand_in", "quick")
