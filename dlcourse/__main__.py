@@ -8,6 +8,9 @@
     prefetch [names...]        download data sets ahead of time (--list shows them, with
                                each file's address and checksum)
     data import NAME FILE...   place a data set downloaded by hand (checked, unpacked)
+    exercise <lesson> [--reset] your copy of a lesson's exercise parts, in exercises/
+    exercise --list            the lessons that have exercises, and which you passed
+    check <lesson>             grade your copy: part by part, and your predictions
     readme [--check]           regenerate the plan in README.md / README.zh-CN.md
 """
 import argparse
@@ -42,10 +45,11 @@ TEXT = {
         "note": {"stand-in": " (reached on stand-in data)", "planned": " (phase not written yet)",
                  "open": "", "reached": ""},
         "verified": "      verified by: ", "sep": ", ", "record": "record: ", "wrote": "wrote {}",
+        "exercises": "exercises passed: {} of {}", "exercise_mark": " (E)", "colon": ": ",
     },
     "zh": {
         "legend": "[x] 已完成（完整运行通过全部自检）  [s] 在离线替代数据上完成（不是真实数据集）\n"
-                  "[~] 只用 --quick 试运行过  [ ] 未开始",
+                  "[~] 只用 --quick 试运行过  [ ] 未开始   （E）练习已通过（`dlcourse check`）",
         "phase": "阶段 {:2d}", "week": "第 {} 周", "weeks": "第 {}-{} 周",
         "planned": "（编写中）", "planned_id": "（编写中）",
         "head": ("周", "阶段", "课程", "综合项目", "状态"),
@@ -56,6 +60,7 @@ TEXT = {
         "note": {"stand-in": "（在替代数据上达成）", "planned": "（相关阶段尚未写完）",
                  "open": "", "reached": ""},
         "verified": "      验证课程：", "sep": "、", "record": "记录文件：", "wrote": "已写入 {}",
+        "exercises": "已通过的练习：{} / {}", "exercise_mark": "（E）", "colon": "：",
     },
 }
 
@@ -102,7 +107,8 @@ def cmd_list(args):
         for lesson in phase.lessons:
             mark = STATUS_MARK[progress.status(lesson.id, record)]
             title = lesson.title_zh if args.lang == "zh" else lesson.title
-            print(f"   {mark} {lesson.id:13s} {title}")
+            passed = t["exercise_mark"] if progress.exercise_passed(lesson.id, record) else ""
+            print(f"   {mark} {lesson.id:13s} {title}{passed}")
     print("\n" + t["legend"])
     return 0
 
@@ -165,6 +171,11 @@ def cmd_progress(args):
               f"{t['note'][state]}\n{t['verified']}" + t["sep"].join(
                   f"{i} {STATUS_MARK[progress.status(i, record)]}" if syllabus.find(i)
                   else f"{i}{t['planned_id']}" for i in m.verified_by))
+    from dlcourse import exercises
+    offered = [lesson.id for lesson, _, _ in exercises.with_exercises()]
+    passed = [i for i in offered if progress.exercise_passed(i, record)]
+    print(t["exercises"].format(len(passed), len(offered))
+          + (f"{t['colon']}{t['sep'].join(passed)}" if passed else ""))
     print(f"{t['record']}{progress.path()}")
     if args.markdown:
         lang = args.lang
@@ -320,6 +331,49 @@ def cmd_data_import(args):
     return 0
 
 
+def cmd_exercise(args):
+    from dlcourse import exercises
+
+    if args.list:
+        record = progress.load()
+        for lesson, parts, questions in exercises.with_exercises():
+            mark = "(E)" if progress.exercise_passed(lesson.id, record) else "   "
+            what = [f"{len(parts)} part{'s' * (len(parts) != 1)}: " + ", ".join(p.name for p in parts)
+                    ] if parts else []
+            if questions:
+                what.append(f"{len(questions)} question{'s' * (len(questions) != 1)}")
+            print(f"{mark} {lesson.id:13s} {'; '.join(what)}")
+        print(f"\nworkspace: {exercises.workspace()}  (E) = passed")
+        return 0
+    if not args.lesson:
+        raise CourseError("which lesson? e.g. `python -m dlcourse exercise 02.03` "
+                          "(`exercise --list` shows them)")
+    path, parts, questions, kept = exercises.start(args.lesson, reset=args.reset)
+    lesson = syllabus.find(args.lesson)
+    if kept == "exists":
+        print(f"your copy is already there: {path}\nit was not overwritten. Carry on editing it, "
+              f"or start again from the blank copy with `python -m dlcourse exercise {lesson.id} "
+              "--reset` (your copy is kept beside it as a .bak file)")
+        return 1
+    if kept:
+        print(f"kept your previous copy as {kept}")
+    print(f"wrote {path}")
+    for p in parts:
+        print(f"  part {p.name} (line {p.start + 2}): {p.hint}")
+    for q in questions:
+        print(f"  question {q.name} ({' / '.join(q.options)}): {q.question}")
+    print(f"write each part between its '# EXERCISE' and '# END EXERCISE' lines"
+          + (" and answer each question after its '# ANSWER' line" if questions else "")
+          + f", then: python -m dlcourse check {lesson.id}")
+    return 0
+
+
+def cmd_check(args):
+    from dlcourse import exercises
+
+    return exercises.check(args.lesson)
+
+
 def cmd_readme(args):
     changed = readme.update(REPO, check_only=args.check)
     verb = "out of date" if args.check else "updated"
@@ -358,6 +412,15 @@ def build_parser():
     d.add_argument("files", nargs="+", metavar="FILE",
                    help="the file(s) as downloaded, or a folder holding them")
     d.set_defaults(fn=cmd_data_import)
+    s = sub.add_parser("exercise", help="start an exercise: your copy of a lesson's parts to write")
+    s.add_argument("lesson", nargs="?", help="lesson id, e.g. 02.03")
+    s.add_argument("--reset", action="store_true",
+                   help="start again from the blank copy (the old copy is kept as a .bak file)")
+    s.add_argument("--list", action="store_true", help="the lessons that have exercises")
+    s.set_defaults(fn=cmd_exercise)
+    s = sub.add_parser("check", help="grade your copy of an exercise (runs it with --quick)")
+    s.add_argument("lesson", help="lesson id, e.g. 02.03")
+    s.set_defaults(fn=cmd_check)
     s = sub.add_parser("readme", help="regenerate the README plans")
     s.add_argument("--check", action="store_true", help="only report; exit 1 if out of date")
     s.set_defaults(fn=cmd_readme)

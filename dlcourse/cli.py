@@ -159,8 +159,11 @@ def process_seconds():
         return None
 
 
-def finish(run, metrics=None):
-    """Print the checks and metrics, save metrics.json, record progress; return metrics."""
+def finish(run, metrics=None, answers=None):
+    """Print the checks and metrics, save metrics.json, record progress; return metrics.
+
+    answers: what the run measured for the lesson's '# PREDICT name (options): ...' questions,
+    {name: (answer, evidence)}; printed, and kept in metrics.json for `dlcourse check`."""
     metrics = dict(metrics or {})
     elapsed = time.perf_counter() - run.started
     metrics.setdefault("seconds", round(elapsed, 2))
@@ -174,6 +177,11 @@ def finish(run, metrics=None):
     shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v)  # 4 significant digits:
              for k, v in metrics.items()}                             # 1.4e-06 stays visible
     print("metrics:", json.dumps(shown), flush=True)
+    if answers:
+        for name, (answer, evidence) in answers.items():
+            print(f"[answer] {name}: {answer} - {evidence}", flush=True)
+        metrics["answers"] = {name: {"answer": str(answer), "evidence": str(evidence)}
+                              for name, (answer, evidence) in answers.items()}
     progress.atomic_write_text(run.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if syllabus.find(run.lesson_id):
         progress.record(run.lesson_id, quick=run.quick, checks=len(check.PASSED),

@@ -8,6 +8,7 @@ A file that cannot be read, or holds JSON of the wrong shape, is reported and ke
 
 A full run on an offline stand-in is kept apart from a full run on the real data set: the
 first shows as "done on stand-in data", and only the second counts as done.
+Exercises a learner passed with `dlcourse check` are kept under 'exercises'.
 """
 import json
 import os
@@ -68,6 +69,8 @@ def _valid(record):
     """True when `record` has the shape this module writes: {'runs': {id: {kind: dict|None}}}."""
     if not isinstance(record, dict) or not isinstance(record.get("runs"), dict):
         return False
+    if not isinstance(record.get("exercises", {}), dict):
+        return False
     return all(isinstance(entry, dict) and all(entry.get(k) is None or isinstance(entry[k], dict)
                                                for k in RUN_KINDS)
                for entry in record["runs"].values())
@@ -126,6 +129,24 @@ def record(lesson_id, quick, checks, seconds, metrics=None, stand_in_for=()):
         entry.setdefault(k, None)
     atomic_write_text(path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
     return entry
+
+
+def record_exercise(lesson_id, parts, questions, right):
+    """`dlcourse check` passed: every marked part passes its checks and every question is
+    answered (`right` of them as the run measured)."""
+    data = load()
+    data.setdefault("exercises", {})[lesson_id] = {
+        "when": time.strftime("%Y-%m-%d %H:%M"), "parts": parts, "questions": questions,
+        "right": right}
+    atomic_write_text(path(), json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return data["exercises"][lesson_id]
+
+
+def exercise_passed(lesson_id, data=None):
+    """The record of a passed exercise ({'parts', 'questions', 'right', 'when'}), or None."""
+    data = data if data is not None else load()
+    entry = data.get("exercises", {}).get(lesson_id)
+    return entry if isinstance(entry, dict) else None
 
 
 def status(lesson_id, data=None):

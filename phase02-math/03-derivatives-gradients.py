@@ -92,8 +92,10 @@ def softmax_np(z):
 
 
 def softmax_jacobian(z):
+    # EXERCISE softmax_jacobian: with p = softmax(z), dp_i/dz_j = p_i (1[i = j] - p_j): a diagonal minus an outer product
     p = softmax_np(z)
     return np.diag(p) - np.outer(p, p)                # (m, m)
+    # END EXERCISE
 
 
 def numeric_jacobian(fn, x, h=1e-6):
@@ -115,8 +117,10 @@ def loss(X, y, w, b):
 
 
 def loss_grad(X, y, w, b):
+    # EXERCISE loss_grad: with the residual r = X w + b - y (n,), dL/dw = X^T r / n (shape of w) and dL/db = mean(r)
     r = X @ w + b - y                                 # (n,)
     return X.T @ r / len(y), r.mean()
+    # END EXERCISE
 
 
 def relative_error(a, b):
@@ -274,9 +278,24 @@ def main(args) -> dict:
                 gw / np.abs(gw).max(), w32.grad.cpu().double() / np.abs(gw).max(), atol=1e-5)
 
     figure(run, errs)
-    return cli.finish(run, {"rows": n,
-                            "planted_bug_rel_error": float(rel_bug)})
+    k_central = slope(STEPS_H, errs["central, float64"])
+    i32 = int(np.nanargmin(errs["central, float32"]))
+    return cli.finish(run, {"rows": n, "planted_bug_rel_error": float(rel_bug)}, answers={
+        "central_order": (str(round(k_central)), f"fitted slope of log error vs log h: "
+                          f"{k_central:.2f} (finite_differences.png)"),
+        "float32_best_h": (min(("1e-1", "5e-3", "1e-5", "1e-8"),   # the option nearest, in log h
+                               key=lambda o: abs(np.log10(float(o)) - np.log10(STEPS_H[i32]))),
+                           f"float32's central error is smallest ({errs['central, float32'][i32]:.1e}) "
+                           f"at h = {STEPS_H[i32]:.0e}, near eps^(1/3) = 5e-3: below it, round-off "
+                           "in float32's ~7 digits grows like eps/h (finite_differences.png)")})
 
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.03`) before running it;
+# `python -m dlcourse check 02.03` compares your answers with what the run measures.
+# PREDICT central_order (1 / 2 / 3): while truncation dominates, the central difference's error falls like h^k: k = ?
+# ANSWER central_order:
+# PREDICT float32_best_h (1e-1 / 5e-3 / 1e-5 / 1e-8): in float32, which step h gives the central difference its smallest error?
+# ANSWER float32_best_h:
 
 if __name__ == "__main__":
     with cli.friendly_errors():
