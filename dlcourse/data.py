@@ -310,8 +310,17 @@ def mnist1d(num_samples=4000, seed=0):
 # Each returns None (after saying why) when the data cannot be had, so the lesson can
 # announce its stand-in instead.
 
+TITANIC_CSV = "titanic.csv"   # placed by `dlcourse data import titanic FILE`
+TITANIC_CSV_URL = "https://www.openml.org/data/get_csv/16826755/phpMYEkMl"
+
+
 def titanic(offline=False):
-    """Titanic passengers as a pandas DataFrame (OpenML 40945 via scikit-learn), or None."""
+    """Titanic passengers as a pandas DataFrame (OpenML 40945 via scikit-learn, or OpenML's
+    CSV of it placed by `data import`), or None."""
+    placed = root() / TITANIC_CSV
+    if placed.exists():
+        import pandas as pd
+        return pd.read_csv(placed, na_values=["?"])
     from sklearn.datasets import fetch_openml
 
     def load(home, download):

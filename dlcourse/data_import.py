@@ -11,9 +11,12 @@ checks it (sha256 or the md5 its library publishes), then puts it where the less
     california_housing  cal_housing.tgz             -> <data>/sklearn/ (scikit-learn's own cache,
                                                         made by scikit-learn from this archive)
 
-Every problem is one CourseError line naming the file and what is wrong. Titanic comes
-through scikit-learn's OpenML client, whose cache is several API answers, not one file:
-`prefetch titanic` where openml.org is reachable, or the phase 1 capstone's --csv.
+    titanic             OpenML's CSV of data set   -> <data>/titanic.csv (read before
+                        40945 (TITANIC_CSV_URL)         scikit-learn's OpenML client is tried)
+
+Every problem is one CourseError line naming the file and what is wrong. OpenML publishes
+no checksum for its CSV export, so the Titanic file is checked by its header, its 1309 rows
+and its 500 survivors.
 """
 import gzip
 import hashlib
@@ -155,11 +158,33 @@ def california_housing(paths):
     return [f"scikit-learn processed {path.name} into its cache in {home}"]
 
 
+TITANIC_COLUMNS = ["pclass", "survived", "name", "sex", "age", "sibsp", "parch", "ticket",
+                   "fare", "cabin", "embarked", "boat", "body", "home.dest"]
+TITANIC_ROWS, TITANIC_SURVIVED = 1309, 500
+
+
 def titanic(paths):
-    raise CourseError("titanic comes through scikit-learn's OpenML client, whose cache is "
-                      "several API answers, not one file: run `python -m dlcourse prefetch "
-                      "titanic` where openml.org is reachable, or give the phase 1 capstone "
-                      "Kaggle's train.csv with --csv")
+    import pandas as pd
+
+    path = _one_file("titanic", paths)
+    try:
+        frame = pd.read_csv(path, na_values=["?"])
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CourseError(f"{path} cannot be read as CSV: {str(err).splitlines()[0]}") from None
+    columns = [str(c).strip().strip('"') for c in frame.columns]
+    if "PassengerId" in columns:
+        raise CourseError(f"{path} is Kaggle's Titanic file ({len(frame)} rows), not OpenML's "
+                          f"40945 that the course uses: download {data.TITANIC_CSV_URL}, or give "
+                          "Kaggle's file to the phase 1 capstone with --csv")
+    if columns != TITANIC_COLUMNS:
+        raise CourseError(f"{path} does not have OpenML Titanic's columns ({', '.join(TITANIC_COLUMNS)}); "
+                          f"download {data.TITANIC_CSV_URL}")
+    survived = int(pd.to_numeric(frame["survived"], errors="coerce").fillna(0).sum())
+    if len(frame) != TITANIC_ROWS or survived != TITANIC_SURVIVED:
+        raise CourseError(f"{path} has {len(frame)} rows and {survived} survivors; OpenML's "
+                          f"Titanic has {TITANIC_ROWS} and {TITANIC_SURVIVED} (cut short or edited?)")
+    dest = progress.atomic_write_bytes(data.root() / data.TITANIC_CSV, path.read_bytes())
+    return [f"placed {dest} ({TITANIC_ROWS} passengers); the phase 1 capstone will use it"]
 
 
 IMPORTERS = {"tinyshakespeare": tinyshakespeare, "mnist": mnist, "cifar10": cifar10,

@@ -115,7 +115,7 @@ def load(run, csv):
     if not run.quick:
         frame = data.titanic(offline=run.offline)      # None when offline / not downloadable
         if frame is not None:
-            line = data.announce("Titanic passengers (OpenML 40945, via scikit-learn)",
+            line = data.announce("Titanic passengers (OpenML 40945)",
                                  kind="downloaded", detail=f"{len(frame)} passengers")
             return frame, TITANIC, line
     from sklearn.datasets import load_iris            # bundled with scikit-learn: no network

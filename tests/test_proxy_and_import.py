@@ -259,9 +259,38 @@ def test_import_cli_errors_are_one_line(tmp_path):
     import subprocess
     import sys
 
-    for args in (["nosuchset", "x"], ["mnist", str(tmp_path / "missing.gz")], ["titanic", "x"]):
+    for args in (["nosuchset", "x"], ["mnist", str(tmp_path / "missing.gz")],
+                 ["titanic", str(tmp_path / "missing.csv")]):
         result = subprocess.run([sys.executable, "-m", "dlcourse", "data", "import", *args],
                                 cwd=REPO, env=offline_env(tmp_path), capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def titanic_csv(rows=1309, survivors=500, header=None):
+    header = header or ("pclass,survived,name,sex,age,sibsp,parch,ticket,fare,cabin,embarked,"
+                        "boat,body,home.dest")
+    lines = [header] + [f'{1 + i % 3},{int(i < survivors)},"Doe, Mr. {i}",male,'
+                        f'{"?" if i % 5 == 0 else 30},0,0,A{i},7.25,?,S,?,?,"Town, ST"'
+                        for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def test_import_titanic_from_openml_csv(data_home, tmp_path):
+    from dlcourse import data
+
+    path = tmp_path / "phpMYEkMl.csv"
+    for text, says in [(titanic_csv(rows=1000), "1000 rows"),
+                       (titanic_csv(header="PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,"
+                                           "Parch,Ticket,Fare,Cabin,Embarked"), "Kaggle's"),
+                       (titanic_csv(header="a,b,c,d,e,f,g,h,i,j,k,l,m,n"), "columns")]:
+        path.write_text(text)
+        with pytest.raises(CourseError, match=says):
+            data_import.import_data("titanic", [str(path)])
+    assert data.titanic(offline=True) is None               # nothing placed by a refusal
+    path.write_text(titanic_csv())
+    said = data_import.import_data("titanic", [str(path)])
+    assert "1309 passengers" in said[0]
+    frame = data.titanic(offline=True)
+    assert frame.shape == (1309, 14) and frame["age"].isna().sum() == 262  # '?' is missing
