@@ -111,7 +111,7 @@ def questions(lines):
     for line in lines:
         m = PREDICT.match(line)
         if m:
-            options = [o.strip().lower() for o in re.split(r"\s*/\s*", m["options"]) if o.strip()]
+            options = [normalise(o) for o in re.split(r"\s+/\s+", m["options"]) if o.strip()]
             asked[m["name"]] = Question(m["name"], options, m["question"], "")
         m = ANSWER.match(line)
         if m:
@@ -122,7 +122,10 @@ def questions(lines):
 
 
 def normalise(answer):
-    return re.sub(r"[\s.!,;:'\"`]+", " ", answer.lower()).strip()
+    """Lower case, one space between words, no quotes around it and no full stop after it:
+    'Yes.' and ' yes' are 'yes'; '0.25' keeps its point."""
+    text = " ".join(str(answer).lower().split())
+    return text.strip("'\"`").rstrip(".!;:,").strip()
 
 
 def stub(part, lesson_id):

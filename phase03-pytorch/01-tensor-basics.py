@@ -137,10 +137,12 @@ def device_tour(run, sizes):
 def relative_rounding_error(x, dt):
     """|x stored in dtype dt - x| / x for positive float64 values x; 1.0 where x overflows to
     inf or underflows to 0 (all is lost there)."""
+    # EXERCISE relative_rounding_error: round-trip x through dt and back to float64, divide |stored - x| by x; set 1.0 where stored is inf or 0
     stored = x.to(dt).double()
     rel = (stored - x).abs() / x
     rel[torch.isinf(stored) | (stored == 0)] = 1.0
     return rel
+    # END EXERCISE
 
 
 def rounding_figure(run):
@@ -168,7 +170,10 @@ def rounding_figure(run):
            title="Relative rounding error by dtype (1.0 = overflow or underflow)")
     ax.legend(loc="center right")
     plot.save(fig, run, "dtype_rounding.png")
-    return worst
+    tiny = torch.tensor([1e-9], dtype=torch.float64)   # for the question: which dtypes lose 1e-9
+    lost = [str(dt)[6:] for dt in (torch.float32, torch.bfloat16, torch.float16)
+            if relative_rounding_error(tiny, dt).item() == 1.0]
+    return worst, lost
 
 
 def main(args) -> dict:
@@ -177,10 +182,25 @@ def main(args) -> dict:
     dtypes()
     numpy_interop()
     timings = device_tour(run, MATMUL_SIZES_QUICK if run.quick else MATMUL_SIZES_FULL)
-    worst = rounding_figure(run)
+    worst, lost = rounding_figure(run)
     biggest = max(timings)
+    coarsest = max(worst, key=worst.get)
     return cli.finish(run, {f"matmul_gflops_{biggest}": timings[biggest],
-                            **{f"worst_rel_error_{str(dt)[6:]}": v for dt, v in worst.items()}})
+                            **{f"worst_rel_error_{str(dt)[6:]}": v for dt, v in worst.items()}},
+                      answers={
+        "coarsest": (str(coarsest)[6:], "worst relative error in the normal range: " + ", ".join(
+            f"{str(dt)[6:]} {v:.3g}" for dt, v in worst.items()) + " (dtype_rounding.png)"),
+        "underflows": (lost[0] if len(lost) == 1 else "none", f"1e-9 stored as 0 in: "
+                       f"{', '.join(lost) or 'no dtype'} (dtype_rounding.png, left edge)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.01`) before running it;
+# `python -m dlcourse check 03.01` compares your answers with what the run measures.
+# PREDICT coarsest (float32 / bfloat16 / float16): which dtype has the largest worst-case relative rounding error in its normal range?
+# ANSWER coarsest:
+# PREDICT underflows (float32 / bfloat16 / float16 / none): which single dtype stores 1e-9 as exactly 0?
+# ANSWER underflows:
 
 
 if __name__ == "__main__":

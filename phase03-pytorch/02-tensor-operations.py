@@ -59,6 +59,11 @@ def views(run):
     print(f"  p = x.permute(0, 2, 1): shape {tuple(p.shape)}, stride {p.stride()}, "
           f"contiguous {p.is_contiguous()}")
     check.raises("p.view(2, 12) on a permuted tensor", RuntimeError, p.view, 2, 12)
+    try:                                                      # the same, measured for the question
+        p.view(2, 12)
+        view_permuted = "works"
+    except RuntimeError:
+        view_permuted = "raises"
     flat = p.reshape(2, 12)                                   # reshape copies when it must
     check.true("reshape of a permuted tensor copied", flat.data_ptr() != x.data_ptr(),
                "new data_ptr")
@@ -72,6 +77,18 @@ def views(run):
     print(f"  expand stride {e.stride()} (no copy), repeat stride {r.stride()} "
           f"({r.numel() * r.element_size()} bytes)")
     check.equal("expand and repeat hold the same values", e, r, demo=True)
+    expand_bytes = 0 if e.data_ptr() == col.data_ptr() else e.numel() * e.element_size()
+    return view_permuted, expand_bytes, r.numel() * r.element_size()
+
+
+def pairwise_distance(a, b):
+    """Euclidean distance between every row of a (N, D) and every row of b (M, D): (N, M)."""
+    # EXERCISE pairwise_distance: give a a size-1 axis 1 and b a size-1 axis 0, subtract (N, M, D), then sqrt of the sum of squares over D
+    # (N, 1, D) - (1, M, D) -> (N, M, D): every pair, no Python loop.
+    diff = a[:, None, :] - b[None, :, :]                      # (N, M, D)
+    dist = diff.pow(2).sum(-1).sqrt()                         # (N, M)
+    return dist
+    # END EXERCISE
 
 
 def broadcasting(run):
@@ -79,9 +96,7 @@ def broadcasting(run):
     g = torch.Generator().manual_seed(run.seed)
     a = torch.randn(50, 3, generator=g).to(run.device)        # (N, D)
     b = torch.randn(40, 3, generator=g).to(run.device)        # (M, D)
-    # (N, 1, D) - (1, M, D) -> (N, M, D): every pair, no Python loop.
-    diff = a[:, None, :] - b[None, :, :]                      # (N, M, D)
-    dist = diff.pow(2).sum(-1).sqrt()                         # (N, M)
+    dist = pairwise_distance(a, b)                            # (N, M)
     # cdist's default for many rows is |a|^2 + |b|^2 - 2 a.b through a matrix product, which
     # loses digits for close pairs; the direct mode computes the differences as we do.
     check.close("broadcast pairwise distance vs torch.cdist", dist,
@@ -160,11 +175,24 @@ def inplace_pitfalls(run):
 def main(args) -> dict:
     run = cli.start(args, __file__)
     indexing(run)
-    views(run)
+    view_permuted, expand_bytes, repeat_bytes = views(run)
     broadcasting(run)
     einsum_section(run, TIMING_N_QUICK if run.quick else TIMING_N_FULL)
     inplace_pitfalls(run)
-    return cli.finish(run, {})
+    return cli.finish(run, {}, answers={
+        "view_permuted": (view_permuted, f"x.permute(0, 2, 1).view(2, 12) {view_permuted}: the "
+                          "permuted tensor is not contiguous (the '-- view' section)"),
+        "expand_bytes": (str(expand_bytes), f"col.expand(3, 1000) shares col's memory (new bytes "
+                         f"{expand_bytes}); col.repeat(1, 1000) allocates {repeat_bytes} bytes"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.02`) before running it;
+# `python -m dlcourse check 03.02` compares your answers with what the run measures.
+# PREDICT view_permuted (works / raises): does x.permute(0, 2, 1).view(2, 12) work on a (2, 3, 4) tensor?
+# ANSWER view_permuted:
+# PREDICT expand_bytes (0 / 12 / 12000): how many new bytes does a float32 (3, 1) tensor's .expand(3, 1000) allocate?
+# ANSWER expand_bytes:
 
 
 if __name__ == "__main__":

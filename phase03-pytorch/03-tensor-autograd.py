@@ -70,6 +70,8 @@ def accumulation(run):
     first = w.grad.clone()
     loss.backward()                   # adds, does not overwrite
     check.close("two backward passes = 2 x one pass", w.grad, 2 * first, atol=0)
+    ratio = (w.grad / first).mean().item()          # for the question: 1 = overwritten, 2 = added
+    twice = {1.0: "unchanged", 2.0: "doubled"}.get(ratio, "other")
     check.raises("a third pass after the graph was freed", RuntimeError, loss.backward)
     w.grad = None                     # what optimizer.zero_grad() does (set_to_none=True)
     # Accumulation is also a feature: two half-batches add up to the full batch's gradient.
@@ -80,6 +82,7 @@ def accumulation(run):
     for half in (slice(0, 4), slice(4, 8)):
         (((X[half] @ w - t[half]) ** 2).mean() / 2).backward()  # /2: mean of two halves
     check.close("grad of two half-batches accumulated = full-batch grad", w.grad, full, atol=1e-5)
+    return twice, ratio
 
 
 def stopping_gradients(run):
@@ -96,6 +99,7 @@ def stopping_gradients(run):
     # x * x.detach(): the detached factor is a constant, so d/dx = x.detach(), not 2x.
     (x * x.detach()).sum().backward()
     check.close("d/dx [x * x.detach()] = x (not 2x)", x.grad, torch.ones(3), atol=0)
+    return x.grad[0].item()
 
 
 class StableSoftplus(torch.autograd.Function):
@@ -107,13 +111,17 @@ class StableSoftplus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
+        # EXERCISE softplus_forward: save x for backward, then return max(x, 0) + log1p(e^{-|x|}), which never overflows
         ctx.save_for_backward(x)      # what backward will need
         return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+        # END EXERCISE
 
     @staticmethod
     def backward(ctx, grad_out):      # grad_out = dLoss/d(output); return dLoss/d(input)
+        # EXERCISE softplus_backward: d softplus/dx = sigmoid(x); the chain rule multiplies it by grad_out
         (x,) = ctx.saved_tensors
         return grad_out * torch.sigmoid(x)
+        # END EXERCISE
 
 
 class BrokenSoftplus(StableSoftplus):
@@ -183,11 +191,24 @@ def main(args) -> dict:
     run = cli.start(args, __file__)
     n = N_QUICK if run.quick else N_FULL
     graph_and_backward(run, n)
-    accumulation(run)
-    stopping_gradients(run)
+    twice, ratio = accumulation(run)
+    detached_grad = stopping_gradients(run)
     custom_function(run, n)
     derivative_figure(run)
-    return cli.finish(run, {"gradcheck_inputs": n})
+    return cli.finish(run, {"gradcheck_inputs": n}, answers={
+        "second_backward": (twice, f"w.grad after two backward passes / after one = {ratio:g} "
+                            "(the '-- gradients accumulate' section)"),
+        "detach_grad": ({1.0: "1", 2.0: "2", 0.0: "0"}.get(detached_grad, "other"),
+                        f"x = 1: d/dx [x * x.detach()] = {detached_grad:g} (the '-- no_grad' section)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.03`) before running it;
+# `python -m dlcourse check 03.03` compares your answers with what the run measures.
+# PREDICT second_backward (unchanged / doubled): a second loss.backward() (with retain_graph=True, no zero_grad) leaves w.grad how?
+# ANSWER second_backward:
+# PREDICT detach_grad (0 / 1 / 2): at x = 1, what gradient does (x * x.detach()).sum().backward() put in x.grad?
+# ANSWER detach_grad:
 
 
 if __name__ == "__main__":

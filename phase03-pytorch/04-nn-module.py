@@ -54,12 +54,16 @@ class MyLinear(nn.Module):
     def reset_parameters(self):
         # nn.Linear's default: kaiming_uniform_(a=sqrt(5)), which works out to U(-1/sqrt(in), 1/sqrt(in)),
         # then the bias from the same range. Same draws in the same order -> same numbers.
+        # EXERCISE linear_init: draw the weight, then the bias, from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in_features
         bound = 1 / math.sqrt(self.weight.shape[1])
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
+        # END EXERCISE
 
     def forward(self, x):                       # x: (B, in)
+        # EXERCISE linear_forward: y = x W^T + b, with W of shape (out, in)
         return x @ self.weight.T + self.bias    # (B, out)
+        # END EXERCISE
 
 
 class MyBatchNorm(nn.Module):
@@ -79,6 +83,7 @@ class MyBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(features))
 
     def forward(self, x):                       # x: (B, features)
+        # EXERCISE batchnorm_forward: train: batch mean and biased var, lerp the running stats (unbiased var, n/(n-1)) under no_grad; eval: running stats; then (x - mean) / sqrt(var + eps)
         if self.training:
             mean, var = x.mean(0), x.var(0, unbiased=False)
             n = x.shape[0]
@@ -88,6 +93,7 @@ class MyBatchNorm(nn.Module):
         else:
             mean, var = self.running_mean, self.running_var
         return (x - mean) / torch.sqrt(var + self.eps)
+        # END EXERCISE
 
 
 def scratch_net():
@@ -171,6 +177,7 @@ def anatomy(run):
     print(f"  torch_net -> scratch_net with strict=False: unexpected keys {result.unexpected_keys}")
     check.equal("only BatchNorm's num_batches_tracked is unexpected", result.unexpected_keys,
                 ["1.num_batches_tracked"])
+    return "yes" if "1.running_mean" in net.state_dict() else "no", list(net.state_dict())
 
 
 def hooks_and_modes(run):
@@ -206,10 +213,12 @@ def hooks_and_modes(run):
                f"{int((a == 0).sum())} of 1000 zeroed, survivors = {a.max().item()}", demo=True)
     drop.eval()                         # .eval() sets training=False on every submodule
     check.equal("eval mode: dropout is the identity", drop(ones), ones, demo=True)
+    survivor = a.max().item()
     net.eval()
     before = net[1].running_mean.clone()
     net(x)
     check.equal("eval mode: BatchNorm's running stats frozen", net[1].running_mean, before)
+    return survivor
 
 
 def train_side_by_side(run, steps):
@@ -260,10 +269,24 @@ def main(args) -> dict:
     run = cli.start(args, __file__)
     linear_vs_torch(run)
     batchnorm_vs_torch(run)
-    anatomy(run)
-    hooks_and_modes(run)
+    buffers_saved, keys = anatomy(run)
+    survivor = hooks_and_modes(run)
     losses = train_side_by_side(run, run.steps)
-    return cli.finish(run, {"final_loss": losses[-1], "steps": len(losses)})
+    return cli.finish(run, {"final_loss": losses[-1], "steps": len(losses)}, answers={
+        "buffers_saved": (buffers_saved, f"state_dict keys: {', '.join(keys)} (the '-- parameters, "
+                          "buffers' section)"),
+        "dropout_survivor": ({0.5: "half", 1.0: "one", 2.0: "two"}.get(survivor, "other"),
+                             f"largest output of Dropout(0.5) on ones in train mode: {survivor:g} "
+                             "(the '-- hooks and train/eval' section)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.04`) before running it;
+# `python -m dlcourse check 03.04` compares your answers with what the run measures.
+# PREDICT buffers_saved (yes / no): does a model's state_dict hold BatchNorm's running_mean (a buffer, not a parameter)?
+# ANSWER buffers_saved:
+# PREDICT dropout_survivor (half / one / two): in train mode, nn.Dropout(0.5) applied to a tensor of ones: what value do the kept units have?
+# ANSWER dropout_survivor:
 
 
 if __name__ == "__main__":

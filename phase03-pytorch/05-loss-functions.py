@@ -66,8 +66,10 @@ def l1(pred, target, reduction="mean"):
 def huber(pred, target, delta=HUBER_DELTA, reduction="mean"):
     """0.5 r^2 for |r| <= delta, delta (|r| - 0.5 delta) beyond: MSE near 0, L1 in the tails.
     (torch's SmoothL1 with beta is this divided by beta: the two agree only at delta = beta = 1.)"""
+    # EXERCISE huber: with r = |pred - target|, 0.5 r^2 where r <= delta, else delta (r - 0.5 delta); then reduce
     r = (pred - target).abs()
     return reduce(torch.where(r <= delta, 0.5 * r ** 2, delta * (r - 0.5 * delta)), reduction)
+    # END EXERCISE
 
 
 # ---- binary classification: z = logit, p = sigmoid(z), y in {0, 1} ---------------------------
@@ -87,7 +89,9 @@ def bce_logits(z, y, reduction="mean"):
     Derivation: -log sigmoid(z) = log(1 + e^{-z}) and -log(1 - sigmoid(z)) = log(1 + e^{z});
     factor out e^{max(z, 0)} so that the exponent is never positive and nothing overflows.
     """
+    # EXERCISE bce_logits: max(z, 0) - z y + log1p(e^{-|z|}) per item, then reduce
     return reduce(z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs())), reduction)
+    # END EXERCISE
 
 
 # ---- multi-class: logits (B, C), target (B,) of class indices --------------------------------
@@ -96,6 +100,7 @@ def cross_entropy(logits, target, label_smoothing=0.0, ignore_index=IGNORE, redu
     """-sum_c q_c log softmax(logits)_c per labelled row, with the smoothed target
     q = (1 - eps) onehot(y) + eps / C. That splits into (1 - eps) NLL + eps * mean_c(-log p_c).
     Ignored rows give 0 ('none'), add nothing ('sum') and are not counted ('mean')."""
+    # EXERCISE cross_entropy: log-softmax via logsumexp; per row (1 - eps) (-log p_y) + eps mean_c(-log p_c); zero the ignored rows and divide by the kept count
     log_p = logits - logits.logsumexp(dim=1, keepdim=True)   # (B, C): log-softmax, stable
     keep = target != ignore_index                             # (B,): rows that count
     safe = torch.where(keep, target, torch.zeros_like(target))  # any valid index for gather
@@ -103,6 +108,7 @@ def cross_entropy(logits, target, label_smoothing=0.0, ignore_index=IGNORE, redu
     uniform = -log_p.mean(dim=1)                              # (B,): -mean_c log p_c
     per_row = (1 - label_smoothing) * nll + label_smoothing * uniform
     return reduce(per_row * keep, reduction, count=keep.sum())
+    # END EXERCISE
 
 
 def compare(name, ours, ref, inputs, g):
@@ -139,6 +145,10 @@ def main(args) -> dict:
                 F.huber_loss(pred, target, delta=HUBER_DELTA),
                 HUBER_DELTA * F.smooth_l1_loss(pred, target, beta=HUBER_DELTA), atol=ATOL, rtol=RTOL,
                 demo=True)
+
+    outlier = torch.tensor([10.0], device=dev, requires_grad=True)  # for the question: residual 10
+    pulls = {name: torch.autograd.grad(fn(outlier, torch.zeros(1, device=dev)), outlier)[0].item()
+             for name, fn in (("mse", mse), ("l1", l1), ("huber", huber))}
 
     print("\n-- binary cross-entropy")
     z = (4 * torch.randn(n, generator=g)).clamp(-LOGIT_CLIP, LOGIT_CLIP).to(dev).requires_grad_()
@@ -194,7 +204,20 @@ def main(args) -> dict:
     ax2.set(xlabel="logit z (true label 0)", ylabel="BCE", title="float32 BCE: naive vs logits form")
     ax2.legend()
     plot.save(fig, run, "losses.png")
-    return cli.finish(run, {"naive_bce_first_inf_logit": first_inf})
+    return cli.finish(run, {"naive_bce_first_inf_logit": first_inf}, answers={
+        "naive_inf": (min(("5", "17", "40", "89"), key=lambda o: abs(float(o) - first_inf)),
+                      f"naive BCE (label 0) is first inf at logit {first_inf:.1f} (losses.png, right)"),
+        "outlier_pull": (min(pulls, key=pulls.get), "dLoss/dpred at residual 10: " + ", ".join(
+            f"{k} {v:g}" for k, v in pulls.items()) + " (losses.png, left: the slopes)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.05`) before running it;
+# `python -m dlcourse check 03.05` compares your answers with what the run measures.
+# PREDICT naive_inf (5 / 17 / 40 / 89): for label 0, from about which logit z does float32 -log(1 - sigmoid(z)) become inf?
+# ANSWER naive_inf:
+# PREDICT outlier_pull (mse / l1 / huber): at residual r = 10, which loss's gradient pulls the prediction least (Huber delta 1.5)?
+# ANSWER outlier_pull:
 
 
 if __name__ == "__main__":

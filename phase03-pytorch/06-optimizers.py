@@ -77,6 +77,7 @@ class SGD:
 
     @torch.no_grad()                     # the update itself must not be recorded by autograd
     def step(self):
+        # EXERCISE sgd_step: g = grad + wd p; with momentum v = mu v + g (v = g on the first step), step along g + mu v if nesterov else v; p -= lr * step
         for i, p in enumerate(self.params):
             g = p.grad + self.wd * p if self.wd else p.grad
             if self.mu:
@@ -85,6 +86,7 @@ class SGD:
                 self.velocity[i] = v
                 g = g + self.mu * v if self.nesterov else v
             p -= self.lr * g
+        # END EXERCISE
 
 
 class Adam:
@@ -110,6 +112,7 @@ class Adam:
 
     @torch.no_grad()
     def step(self):
+        # EXERCISE adam_step: t += 1; decay p by (1 - lr wd) (AdamW) or add wd p to g; update m and s in place; p -= lr m_hat / (sqrt(s_hat) + eps)
         self.t += 1
         for p, m, s in zip(self.params, self.m, self.s):
             g = p.grad
@@ -122,6 +125,7 @@ class Adam:
             m_hat = m / (1 - self.b1 ** self.t)
             s_hat = s / (1 - self.b2 ** self.t)
             p -= self.lr * m_hat / (s_hat.sqrt() + self.eps)
+        # END EXERCISE
 
 
 def configs(lr_sgd, lr_adam):
@@ -335,10 +339,27 @@ def main(args) -> dict:
     with one_thread():
         curves, drift = mnist1d_training(run, run.steps)
     figure(run, paths, curves)
+    fastest = min(verdict, key=lambda k: verdict[k][0])
+    final = {k: sum(curves[k][-10:]) / 10 for k in VERDICT_NAMES}
+    highest = max(final, key=final.get)
     return cli.finish(run, {"steps": len(curves["SGD"]), "float32_drift": drift,
                             **{f"valley_steps_to_{VERDICT_LOSS}_{k}": v[0] for k, v in verdict.items()},
                             **{f"valley_loss_{VALLEY_STEPS}_{k}": v[1] for k, v in verdict.items()},
-                            **{f"final_loss_{k}": sum(v[-10:]) / 10 for k, v in curves.items()}})
+                            **{f"final_loss_{k}": sum(v[-10:]) / 10 for k, v in curves.items()}},
+                      answers={
+        "valley_fastest": (fastest.lower(), f"steps to loss < {VERDICT_LOSS} on the valley: " + ", ".join(
+            f"{k} {v[0]}" for k, v in verdict.items()) + " (optimizers.png, left)"),
+        "mnist1d_highest": (highest.lower(), "MNIST-1D mean of the last 10 losses: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in final.items()) + " (optimizers.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.06`) before running it;
+# `python -m dlcourse check 03.06` compares your answers with what the run measures.
+# PREDICT valley_fastest (sgd / sgd+momentum / adam): on the narrow valley (curvatures 0.2 and 20), which optimiser first gets the loss below 0.1?
+# ANSWER valley_fastest:
+# PREDICT mnist1d_highest (sgd / sgd+momentum / adam): on the MNIST-1D MLP, which optimiser ends with the highest training loss?
+# ANSWER mnist1d_highest:
 
 
 if __name__ == "__main__":

@@ -81,12 +81,14 @@ class SequenceDataset(Dataset):
 
 def pad_collate(batch):
     """list of (L_i,) tensors -> tokens (B, L_max) padded with PAD, lengths (B,), mask (B, L_max)."""
+    # EXERCISE pad_collate: fill a (B, L_max) tensor with PAD, copy each sequence into the start of its row; mask = position < length
     lengths = torch.tensor([len(s) for s in batch])
     tokens = torch.full((len(batch), int(lengths.max())), PAD, dtype=torch.long)
     for row, s in enumerate(batch):
         tokens[row, :len(s)] = s
     mask = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]   # (B, L_max), True = real token
     return tokens, lengths, mask
+    # END EXERCISE
 
 
 class BucketBatchSampler:
@@ -98,6 +100,7 @@ class BucketBatchSampler:
         self.bucket, self.generator = bucket, generator
 
     def __iter__(self):
+        # EXERCISE bucket_batches: shuffle all indices, cut into chunks of batch_size * bucket, sort each chunk by length, cut it into batches, yield the batches in a shuffled order
         order = torch.randperm(len(self.lengths), generator=self.generator)
         chunk = self.batch_size * self.bucket
         batches = []
@@ -107,6 +110,7 @@ class BucketBatchSampler:
             batches += [part[i:i + self.batch_size].tolist() for i in range(0, len(part), self.batch_size)]
         for k in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[k]                                   # shuffle batch order too
+        # END EXERCISE
 
     def __len__(self):
         return -(-len(self.lengths) // self.batch_size)
@@ -122,9 +126,11 @@ class NumberStream(IterableDataset):
         self.n, self.shard = n, shard
 
     def __iter__(self):
+        # EXERCISE stream_shard: with sharding and a worker, yield every num_workers-th number starting at the worker's id; otherwise all of 0..n-1
         info = get_worker_info()                               # None in the main process
         start, step = (info.id, info.num_workers) if (self.shard and info) else (0, 1)
         yield from range(start, self.n, step)
+        # END EXERCISE
 
 
 def seen_indices(loader):
@@ -194,6 +200,7 @@ def padding_and_buckets(run, n):
     # The building blocks: a sampler yields indices; BatchSampler groups them.
     batches = list(BatchSampler(RandomSampler(range(10), generator=seeding.generator(run.seed)), 4, False))
     print(f"  BatchSampler(RandomSampler(range(10)), 4): {batches}")
+    return share_random, share_bucket
 
 
 def imbalance(run, n):
@@ -221,6 +228,7 @@ def streams():
     check.equal(f"unsharded stream, {WORKERS} workers: every item {WORKERS} times",
                 torch.bincount(naive, minlength=n), torch.full((n,), WORKERS), demo=True)
     check.equal(f"sharded stream, {WORKERS} workers: each item once", sharded.sort().values, torch.arange(n))
+    return torch.bincount(naive, minlength=n).float().mean().item()
 
 
 def timing(run, x, y, items):
@@ -266,13 +274,28 @@ def main(args) -> dict:
     y = torch.tensor(d["y_train"], dtype=torch.long)
     map_style(run, x, y)
     # Sizes that are not multiples of BATCH: the last, shorter batch must be counted too.
-    padding_and_buckets(run, 500 if run.quick else 5000)
+    share_random, share_bucket = padding_and_buckets(run, 500 if run.quick else 5000)
     imbalance(run, 1000 if run.quick else 10000)
-    streams()
+    copies = streams()
     t = timing(run, x, y, TIMED_ITEMS_QUICK if run.quick else TIMED_ITEMS_FULL)
     if not run.quick:  # too few items in --quick for the start-up cost of workers to pay off
         check.less(f"{WORKERS} workers load the slow dataset faster than 0", t[WORKERS], t[0])
-    return cli.finish(run, {"seconds_workers_0": t[0], f"seconds_workers_{WORKERS}": t[WORKERS]})
+    return cli.finish(run, {"seconds_workers_0": t[0], f"seconds_workers_{WORKERS}": t[WORKERS]}, answers={
+        "random_padding": (min(("10", "45", "80"), key=lambda o: abs(float(o) - 100 * share_random)),
+                           f"padding share: {share_random:.0%} with random batches, {share_bucket:.0%} "
+                           "bucketed (the '-- variable-length sequences' section)"),
+        "unsharded_copies": ({1.0: "1", 2.0: "2", 4.0: "4"}.get(copies, "other"),
+                             f"each item of the unsharded stream seen {copies:g} times on average "
+                             f"with {WORKERS} workers (the '-- IterableDataset' section)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.07`) before running it;
+# `python -m dlcourse check 03.07` compares your answers with what the run measures.
+# PREDICT random_padding (10 / 45 / 80): lengths uniform on 3..50, random batches of 32: what percentage of the padded tensor is padding?
+# ANSWER random_padding:
+# PREDICT unsharded_copies (1 / 2 / 4): an IterableDataset that ignores get_worker_info(), loaded with 2 workers: how many times is each item seen?
+# ANSWER unsharded_copies:
 
 
 if __name__ == "__main__":

@@ -79,28 +79,34 @@ def hflip(img, boxes):
     """Mirror left-right. Pixel column c goes to W - 1 - c: reverse the last axis. Box
     coordinates are edges between pixels (0..W), so an edge at x goes to W - x, and the left
     edge x1 becomes the right one: (x1, y1, x2, y2) -> (W - x2, y1, W - x1, y2)."""
+    # EXERCISE hflip: reverse the image's last axis; a box (x1, y1, x2, y2) becomes (W - x2, y1, W - x1, y2)
     W = img.shape[-1]
     x1, y1, x2, y2 = torch.as_tensor(boxes).unbind(-1)             # each (N,)
     return img.flip(-1), torch.stack([W - x2, y1, W - x1, y2], dim=-1)  # (C, H, W), (N, 4)
+    # END EXERCISE
 
 
 def mixup(x, onehot, lam):
     """MixUp: each example blended with its neighbour in the batch (x.roll(1)), the labels the
     same way: one lambda for the whole batch, as torchvision does."""
+    # EXERCISE mixup: blend each image and each one-hot label with its neighbour x.roll(1, 0): lam * own + (1 - lam) * neighbour
     mixed = lam * x + (1 - lam) * x.roll(1, 0)                      # (B, C, H, W)
     soft = lam * onehot + (1 - lam) * onehot.roll(1, 0)             # (B, classes)
     return mixed, soft
+    # END EXERCISE
 
 
 def cutmix(x, onehot, box):
     """CutMix: paste the neighbour's pixels inside box = (x1, y1, x2, y2) into each image;
     each label keeps the weight of the area that is still its own, 1 - box area / image area."""
+    # EXERCISE cutmix: copy the rolled batch's pixels in rows y1:y2, columns x1:x2; lam = 1 - box area / image area weights the own label
     x1, y1, x2, y2 = box
     H, W = x.shape[-2:]
     mixed = x.clone()
     mixed[..., y1:y2, x1:x2] = x.roll(1, 0)[..., y1:y2, x1:x2]     # rows are y, columns x
     lam = 1 - (x2 - x1) * (y2 - y1) / (H * W)
     return mixed, lam * onehot + (1 - lam) * onehot.roll(1, 0)
+    # END EXERCISE
 
 
 def check_flip(img, boxes):
@@ -109,6 +115,10 @@ def check_flip(img, boxes):
     ours_img, ours_boxes = hflip(img, boxes)
     check.equal("hflip image vs v2 (reverse the last axis)", ours_img, out_img)
     check.equal("hflip box vs v2 (x -> W - x, x1 and x2 swap)", ours_boxes, out_boxes.as_subclass(torch.Tensor))
+    W, (x1, _, x2, _) = img.shape[-1], boxes[0].tolist()       # torchvision's answer, for the question
+    left = {"w - x1": W - x1, "w - x2": W - x2, "w - 1 - x2": W - 1 - x2}
+    new_left = out_boxes[0, 0].item()
+    return next((k for k, v in left.items() if v == new_left), "other"), new_left, W, x2
 
 
 def check_pipeline(run, img, boxes):
@@ -230,13 +240,22 @@ def main(args) -> dict:
     data.announce("china.jpg sample photo and the 8x8 handwritten digits, both shipped with scikit-learn",
                   kind="bundled")
     img, boxes = load_photo()
-    check_flip(img, boxes)
+    flip_left, new_left, width, old_right = check_flip(img, boxes)
     check_pipeline(run, img, boxes)
     x, y = load_digit_batch(run)
     mix, cut = check_mixing(run, x, y)
     figures(run, img, boxes, mix, cut, x, y, GRID_QUICK if run.quick else GRID_FULL)
     rate = throughput(img, boxes, TIMED_QUICK if run.quick else TIMED_FULL)
-    return cli.finish(run, {"mixup_lambda": mix[2], "photos_per_s": rate})
+    return cli.finish(run, {"mixup_lambda": mix[2], "photos_per_s": rate}, answers={
+        "flip_left": (flip_left, f"v2.RandomHorizontalFlip(p=1): new x1 = {new_left:g} with W = {width} "
+                      f"and old x2 = {old_right:g} (the '-- a horizontal flip' section)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.08`) before running it;
+# `python -m dlcourse check 03.08` compares your answers with what the run measures.
+# PREDICT flip_left (W - x1 / W - x2 / W - 1 - x2): after a horizontal flip of a W-pixel-wide image, where is a box (x1, y1, x2, y2)'s new left edge?
+# ANSWER flip_left:
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def loaders(run, train_set, val_set):
 # ---- the loop, written out --------------------------------------------------------------
 
 def train_one_epoch(model, loader, loss_fn, optimizer, device):
+    # EXERCISE train_one_epoch: train mode; per batch: to device, forward, loss, zero_grad, backward, step; return the example-weighted mean loss
     model.train()                                  # dropout on, batch-norm uses batch statistics
     loss_sum, seen = 0.0, 0
     for x, y in loader:
@@ -96,10 +97,12 @@ def train_one_epoch(model, loader, loss_fn, optimizer, device):
         loss_sum += loss.detach() * len(y)
         seen += len(y)
     return loss_sum.item() / seen                  # mean over examples, not over batches
+    # END EXERCISE
 
 
 @torch.no_grad()                                   # no graph: less memory, faster
 def validate(model, loader, loss_fn, device):
+    # EXERCISE validate: eval mode; sum loss * batch size and the correct argmaxes over the loader; return (mean loss, accuracy)
     model.eval()                                   # dropout off: deterministic predictions
     loss_sum, correct, seen = 0.0, 0, 0
     for x, y in loader:
@@ -109,13 +112,16 @@ def validate(model, loader, loss_fn, device):
         correct += (logits.argmax(dim=1) == y).sum().item()
         seen += len(y)
     return loss_sum / seen, correct / seen
+    # END EXERCISE
 
 
 def pick_epoch(history):
     """The epoch to keep (1-based): the lowest validation loss so far, the earliest on a tie.
     Never the training loss, which keeps falling while the model starts to overfit."""
+    # EXERCISE pick_epoch: the 1-based index of the smallest validation loss, the first one on a tie
     val = history["val_loss"]
     return min(range(len(val)), key=val.__getitem__) + 1
+    # END EXERCISE
 
 
 def hand_loop(run, train_set, val_set, epochs):
@@ -203,6 +209,7 @@ def main(args) -> dict:
     # and would not notice a pick made on the wrong curve. A history where the curves disagree:
     overfit = {"train_loss": [2.0, 1.2, 0.8, 0.5, 0.3], "val_loss": [1.9, 1.3, 1.1, 1.1, 1.4]}
     check.equal("pick_epoch when validation turns up (train loss still falling)", pick_epoch(overfit), 3)
+    weight_gap = gap(hand_model.state_dict(), fit_model.state_dict())
     check.close("hand loop vs train.fit: kept weights", gap(best["state"], fit_best["model"]), 0.0, atol=0)
     live = {p.data_ptr() for p in hand_model.state_dict().values()}
     check.true("kept weights are a copy, not the model's live tensors",
@@ -220,7 +227,21 @@ def main(args) -> dict:
     figure(run, hand, shared, best["epoch"])
     return cli.finish(run, {"epochs": len(hand["train_loss"]), "best_epoch": best["epoch"],
                             "val_loss": best["val_loss"], "val_acc": hand["val_acc"][best["epoch"] - 1],
-                            "test_loss": test_loss, "test_acc": test_acc})
+                            "test_loss": test_loss, "test_acc": test_acc}, answers={
+        "bit_identical": ("yes" if weight_gap == 0 else "no", f"largest |weight difference| hand loop vs "
+                          f"train.fit after {len(hand['train_loss'])} epochs: {weight_gap:g} "
+                          "(training_curves.png: the curves overlap)"),
+        "overfit_pick": (str(pick_epoch(overfit)), f"val_loss {overfit['val_loss']}: kept epoch "
+                         f"{pick_epoch(overfit)} (the pick_epoch check)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.09`) before running it;
+# `python -m dlcourse check 03.09` compares your answers with what the run measures.
+# PREDICT bit_identical (yes / no): the hand loop and train.fit, same seed and same batches: are their final weights bit-for-bit equal?
+# ANSWER bit_identical:
+# PREDICT overfit_pick (3 / 4 / 5): train losses 2.0 1.2 0.8 0.5 0.3, validation losses 1.9 1.3 1.1 1.1 1.4: which epoch's weights are kept?
+# ANSWER overfit_pick:
 
 
 if __name__ == "__main__":

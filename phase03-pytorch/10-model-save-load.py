@@ -109,11 +109,13 @@ def device_rng(device, state=None):
 
 def snapshot(run, model, optimizer, loader, epoch, seed, history):
     """Everything the next epoch depends on. Leave one out and the resumed run drifts."""
+    # EXERCISE snapshot: a dict with every key in KEYS: both state_dicts, the epoch done, the torch, device and loader generator states, hidden, seed, history
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
             "rng_torch": torch.get_rng_state(),              # dropout masks on the CPU
             "rng_device": device_rng(run.device),            # dropout masks on a GPU
             "rng_loader": loader.generator.get_state(),      # shuffling order
             "hidden": HIDDEN, "seed": seed, "history": history}
+    # END EXERCISE
 
 
 def read_checkpoint(path):
@@ -132,6 +134,7 @@ def read_checkpoint(path):
 
 def resume(run, saved, train_set):
     """Rebuild model, optimiser, loader and RNG from a loaded checkpoint."""
+    # EXERCISE resume: build a new run (other seed), then load weights, optimiser state, torch RNG (and the device's off the CPU) and the loader's generator state
     model, optimizer, loader = new_run(run, train_set, saved["seed"] + 999)  # other init: the file must win
     train.restore_model(model, saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
@@ -140,6 +143,7 @@ def resume(run, saved, train_set):
         device_rng(run.device, saved["rng_device"])
     loader.generator.set_state(saved["rng_loader"])
     return model, optimizer, loader
+    # END EXERCISE
 
 
 def weights_gap(a, b):
@@ -150,10 +154,12 @@ def state_dict_basics(run, train_set, val_set):
     print("\n-- weights only: state_dict")
     model, _, _ = new_run(run, train_set, run.seed)
     path = train.save_checkpoint(run.out_dir / "weights.pt", model.state_dict())
+    weights_bytes = path.stat().st_size
     print(f"  {path.name}: {path.stat().st_size / 1024:.1f} KiB, keys {list(model.state_dict())}")
     fresh = train.restore_model(make_model().to(run.device), train.load_checkpoint(path, run.device))
     check.close("reloaded weights give the same eval loss", evaluate(run, fresh, val_set),
                 evaluate(run, model, val_set), atol=0)
+    return weights_bytes
 
 
 def resume_exactly(run, train_set, val_set, epochs):
@@ -173,6 +179,7 @@ def resume_exactly(run, train_set, val_set, epochs):
     check.close("resumed run vs uninterrupted run: val losses", saved["history"]["val_loss"],
                 full["val_loss"], atol=0)
     # What goes wrong when a piece is left out:
+    gaps = {}
     for leave_out in ("optimizer", "rng_torch"):
         saved = read_checkpoint(path)
         m4, o4, l4 = resume(run, saved, train_set)
@@ -184,7 +191,8 @@ def resume_exactly(run, train_set, val_set, epochs):
         train_epochs(run, m4, o4, l4, val_set, saved["epoch"] + 1, epochs, {"val_loss": []})
         check.greater(f"without '{leave_out}' the weights differ from the uninterrupted run",
                       weights_gap(m4, model), 0.0)
-    return model, full
+        gaps[leave_out] = weights_gap(m4, model)
+    return model, full, path.stat().st_size, gaps
 
 
 def resume_with_fit(run, train_set, val_set, epochs):
@@ -257,13 +265,29 @@ def main(args) -> dict:
     train_set, val_set = load_data(run.seed, run.quick)
     data.announce("MNIST-1D (made by the mnist1d package)", kind="generated",
                   detail=f"{len(train_set)} train / {len(val_set)} validation signals")
-    state_dict_basics(run, train_set, val_set)
-    _, full = resume_exactly(run, train_set, val_set, epochs)
+    weights_bytes = state_dict_basics(run, train_set, val_set)
+    _, full, checkpoint_bytes, gaps = resume_exactly(run, train_set, val_set, epochs)
     resume_with_fit(run, train_set, val_set, epochs)
     refusals(run)
     print(f"\ntry: python phase03-pytorch/10-model-save-load.py --resume-from {run.out_dir / 'checkpoint.pt'} "
           f"--epochs {epochs + 2}")
-    return cli.finish(run, {"val_loss": full["val_loss"][-1], "epochs": len(full["val_loss"])})
+    ratio = checkpoint_bytes / weights_bytes
+    return cli.finish(run, {"val_loss": full["val_loss"][-1], "epochs": len(full["val_loss"])}, answers={
+        "checkpoint_size": (min(("1", "3", "10"), key=lambda o: abs(math.log(float(o) / ratio))),
+                            f"checkpoint.pt {checkpoint_bytes / 1024:.1f} KiB vs weights.pt "
+                            f"{weights_bytes / 1024:.1f} KiB: {ratio:.2f} x (the saved lines above)"),
+        "without_rng": ("yes" if gaps["rng_torch"] == 0 else "no", f"largest |weight difference| "
+                        f"from the uninterrupted run when resuming without 'rng_torch': "
+                        f"{gaps['rng_torch']:.3g} (without 'optimizer': {gaps['optimizer']:.3g})"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.10`) before running it;
+# `python -m dlcourse check 03.10` compares your answers with what the run measures.
+# PREDICT checkpoint_size (1 / 3 / 10): a resumable Adam checkpoint is about how many times the size of the weights alone?
+# ANSWER checkpoint_size:
+# PREDICT without_rng (yes / no): resumed with everything but torch's RNG state, does the model still end with the uninterrupted run's exact weights?
+# ANSWER without_rng:
 
 
 if __name__ == "__main__":

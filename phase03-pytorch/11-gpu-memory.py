@@ -53,6 +53,7 @@ def rounded(nbytes, device):
 
 def predict(dims, batch, device):
     """Memory by arithmetic, from the layer widths alone (float32, Adam)."""
+    # EXERCISE predict: params = 4 bytes x (W and b of every layer, each rounded); grads = params; Adam = 2 x params; activations = 4 B (sum of hidden widths + classes)
     shapes = [s for d_in, d_out in zip(dims[:-1], dims[1:]) for s in ((d_out, d_in), (d_out,))]
     params = sum(rounded(FP32 * math.prod(s), device) for s in shapes)   # W (out, in) and b (out,)
     # Backward needs, per hidden layer, the ReLU output (B, d) (it is also the next Linear's input),
@@ -62,6 +63,7 @@ def predict(dims, batch, device):
             "gradients": params,                          # one gradient tensor per parameter tensor
             "adam moments": 2 * params,                   # exp_avg and exp_avg_sq, same shapes again
             "activations": acts}
+    # END EXERCISE
 
 
 def saved_activation_bytes(model, x, y):
@@ -149,6 +151,7 @@ def measure_cuda(dims, batch, device):
 def largest_batch(fits, limit=1 << 20):
     """Largest batch size b <= limit with fits(b) True, assuming fits is monotone:
     double until it fails, then bisect between the last success and the first failure."""
+    # EXERCISE largest_batch: 0 if fits(1) fails; double good while 2 good <= limit fits; then bisect (good, bad) until they are adjacent
     if not fits(1):
         return 0
     good = 1
@@ -159,6 +162,7 @@ def largest_batch(fits, limit=1 << 20):
         mid = (good + bad) // 2
         good, bad = (mid, bad) if fits(mid) else (good, mid)
     return good
+    # END EXERCISE
 
 
 def oom_and_batch_search(run, dims):
@@ -244,8 +248,25 @@ def main(args) -> dict:
                 predicted["activations"], atol=SCALAR_SLACK)
     found, bound = oom_and_batch_search(run, dims)
     figure(run, dims, bound)
+    moments_ratio = measured["adam moments"] / measured["parameters"]
+    per_param = sum(measured[k] for k in ("parameters", "gradients", "adam moments")) / n_params
     return cli.finish(run, {"param_bytes": measured["parameters"], "max_batch_found": found,
-                            "max_batch_bound": bound})
+                            "max_batch_bound": bound}, answers={
+        "adam_ratio": (min(("1", "2", "4"), key=lambda o: abs(float(o) - moments_ratio)),
+                       f"measured Adam moments {measured['adam moments']:,} bytes / parameters "
+                       f"{measured['parameters']:,} bytes = {moments_ratio:.2f} (memory_breakdown.png)"),
+        "bytes_per_param": (min(("8", "16", "32"), key=lambda o: abs(float(o) - per_param)),
+                            f"measured weights + gradients + Adam moments / {n_params:,} parameters = "
+                            f"{per_param:.2f} bytes (memory_breakdown.png)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.11`) before running it;
+# `python -m dlcourse check 03.11` compares your answers with what the run measures.
+# PREDICT adam_ratio (1 / 2 / 4): Adam's state takes how many times the bytes of the parameters it trains?
+# ANSWER adam_ratio:
+# PREDICT bytes_per_param (8 / 16 / 32): float32 training with Adam: weights + gradients + optimiser state, in bytes per parameter?
+# ANSWER bytes_per_param:
 
 
 if __name__ == "__main__":

@@ -177,6 +177,7 @@ class ViewInForward(nn.Module):
 def trace_shapes(model, x):
     """Print each leaf module's input -> output shape; return the name of the module that failed
     (None when nothing failed)."""
+    # EXERCISE trace_shapes: pre-hooks record the running leaf's name and input shape, forward hooks print and clear it; run the model, catch RuntimeError, name the leaf (or "(between layers)")
     last = {"name": None, "shape": None}    # the leaf module running now; None between leaves
 
     def before(name):
@@ -205,6 +206,7 @@ def trace_shapes(model, x):
         for h in handles:
             h.remove()
     return failed
+    # END EXERCISE
 
 
 def tracer(dev):
@@ -218,6 +220,7 @@ def tracer(dev):
     print("   the same mistake in forward() itself, a view() between two layers:")
     check.equal("the tracer blames the code between layers, not the last layer that ran",
                 trace_shapes(ViewInForward().to(dev), x), "(between layers)")
+    return broken
 
 
 def main(args) -> dict:
@@ -226,8 +229,23 @@ def main(args) -> dict:
     dtype_bugs(run.device)
     label_bug()
     cross_device = device_bugs(run.device)
-    tracer(run.device)
-    return cli.finish(run, {"cross_device_bug_planted": cross_device})
+    broken = tracer(run.device)
+    pairs = torch.broadcast_shapes((B, 1), (B,))          # what mse_loss((B, 1), (B,)) averages over
+    return cli.finish(run, {"cross_device_bug_planted": cross_device}, answers={
+        "broadcast_terms": (str(math.prod(pairs)), f"(B, 1) against (B,) broadcasts to {tuple(pairs)}: "
+                            f"{math.prod(pairs)} squared differences for B = {B} (the silent-broadcasting bug)"),
+        "failing_layer": (broken if broken in ("features", "flatten", "classifier") else
+                          broken.split(".")[0] if broken else "none",
+                          f"the tracer stops at '{broken}' for SmallCNN(pools=1) (the tracing section)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.12`) before running it;
+# `python -m dlcourse check 03.12` compares your answers with what the run measures.
+# PREDICT broadcast_terms (8 / 16 / 64): F.mse_loss of (8, 1) predictions against (8,) targets averages how many squared differences?
+# ANSWER broadcast_terms:
+# PREDICT failing_layer (features / flatten / classifier): SmallCNN with one pooling gives 16*14*14 features to a Linear(16*7*7, 10): which module raises?
+# ANSWER failing_layer:
 
 
 if __name__ == "__main__":

@@ -120,7 +120,9 @@ def predict(model, x, device, batch=1024):
 
 def confusion(y_true, y_pred, classes=10):
     """counts[i, j] = test images of class i predicted as j (one bincount over i*10 + j)."""
+    # EXERCISE confusion: encode each (true, predicted) pair as one index true * classes + pred, count with bincount, reshape to (classes, classes)
     return torch.bincount(y_true * classes + y_pred, minlength=classes * classes).view(classes, classes)
+    # END EXERCISE
 
 
 def figures(run, history, cm, x_test, y_test, logits, real):
@@ -218,7 +220,16 @@ def main(args) -> dict:
     figures(run, history, cm, d["test"][0], y_test, logits, d["real"])
     return cli.finish(run, {"test_acc": test_acc, "test_loss": test_loss, "real_mnist": d["real"],
                             "epochs": len(history["epoch"]), "epoch_seconds": history["seconds"][-1],
-                            "train_images_per_s": n_train / history["seconds"][-1]})
+                            "train_images_per_s": n_train / history["seconds"][-1]}, answers={
+        "parameters": (min(("5k", "50k", "500k"), key=lambda o: abs(np.log(float(o[:-1]) * 1e3 / n_params))),
+                       f"SmallCNN has {n_params:,} parameters (the 'model:' line)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 03.capstone`) before running it;
+# `python -m dlcourse check 03.capstone` compares your answers with what the run measures.
+# PREDICT parameters (5k / 50k / 500k): convs 1->16->32->64 (3x3, no bias, batch norm), then Linear(64*7*7, 10): about how many parameters?
+# ANSWER parameters:
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def train_perceptron(x, y, epochs):
 
     Returns w, b and the number of mistakes in each epoch.
     """
+    # EXERCISE train_perceptron: start at zero; each epoch, for every point with y (w.x + b) <= 0 do w += LR y x, b += LR y and count it; stop after an epoch with no mistake
     w, b = np.zeros(x.shape[1]), 0.0
     mistakes = []
     for _ in range(epochs):
@@ -77,6 +78,7 @@ def train_perceptron(x, y, epochs):
         if count == 0:
             break
     return w, b, mistakes
+    # END EXERCISE
 
 
 def sklearn_perceptron(x, y, epochs):
@@ -169,7 +171,20 @@ def main(args) -> dict:
                             "separable_epochs": len(mistakes),
                             "separable_mistakes": int(sum(mistakes)),
                             "mistake_bound": float(bound), "xor_train_acc": acc_x,
-                            "xor_with_product_epochs": len(mistakes_3)})
+                            "xor_with_product_epochs": len(mistakes_3)}, answers={
+        "xor_clean_epoch": ("yes" if min(mistakes_x) == 0 else "no", f"XOR: fewest mistakes in one of "
+                            f"{len(mistakes_x)} epochs: {min(mistakes_x)} (perceptron.png, right)"),
+        "xor_product": ("yes" if mistakes_3[-1] == 0 else "no", f"XOR + x1*x2: {mistakes_3[-1]} mistakes "
+                        f"in the last of {len(mistakes_3)} epoch(s)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.01`) before running it;
+# `python -m dlcourse check 04.01` compares your answers with what the run measures.
+# PREDICT xor_clean_epoch (yes / no): on the XOR clusters, does the perceptron ever get through an epoch without a mistake?
+# ANSWER xor_clean_epoch:
+# PREDICT xor_product (yes / no): with the extra feature x1*x2, does the perceptron converge on XOR (an epoch without mistakes)?
+# ANSWER xor_product:
 
 
 if __name__ == "__main__":

@@ -53,12 +53,16 @@ class Linear(nn.Module):
 
     def __init__(self, n_in, n_out):
         super().__init__()
+        # EXERCISE linear_init: weight (out, in) and bias (out,) as nn.Parameters drawn from U(-1/sqrt(n_in), 1/sqrt(n_in))
         bound = 1 / math.sqrt(n_in)
         self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
+        # END EXERCISE
 
     def forward(self, x):            # x: (B, in)
+        # EXERCISE linear_forward: y = x W^T + b, with W of shape (out, in)
         return x @ self.weight.T + self.bias   # (B, out)
+        # END EXERCISE
 
 
 class MLP(nn.Module):
@@ -72,9 +76,11 @@ class MLP(nn.Module):
         self.out = Linear(hidden, 1)
 
     def forward(self, x):            # x: (B, 2)
+        # EXERCISE mlp_forward: tanh after fc1 and after fc2, then the output layer, squeezed to (B,) logits
         h = torch.tanh(self.fc1(x))  # (B, hidden)
         h = torch.tanh(self.fc2(h))  # (B, hidden)
         return self.out(h).squeeze(-1)  # (B,) logits: p(y=1) = sigmoid(logit)
+        # END EXERCISE
 
 
 def train(model, x, y, steps):
@@ -199,7 +205,17 @@ def main(args) -> dict:
     plot.save(fig, run, "decision_boundaries.png")
     return cli.finish(run, {"steps": len(losses), "xor_acc": xor_acc, "moons_train_acc": train_acc,
                             "moons_test_acc": test_acc, "logreg_test_acc": linear_acc,
-                            "final_loss": losses[-1]})
+                            "final_loss": losses[-1]}, answers={
+        "logreg_moons": (min(("50", "85", "97"), key=lambda o: abs(float(o) - 100 * linear_acc)),
+                         f"logistic regression test accuracy on moons {linear_acc:.3f} (MLP {test_acc:.3f}; "
+                         "decision_boundaries.png, middle)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.02`) before running it;
+# `python -m dlcourse check 04.02` compares your answers with what the run measures.
+# PREDICT logreg_moons (50 / 85 / 97): what test accuracy, in percent, does a straight line (logistic regression) reach on the two moons?
+# ANSWER logreg_moons:
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def forward(p, x, y):
 
     Returns the loss and a cache of the intermediates the backward pass needs.
     """
+    # EXERCISE forward: z1 = x W1^T + b1, h = relu(z1), logits = h W2^T + b2; loss = mean of -log_softmax[y] (subtract the row max first); cache x, z1, h, probs, y
     z1 = x @ p["W1"].T + p["b1"]                          # (B, H)
     h = z1.clamp_min(0)                                   # (B, H)
     logits = h @ p["W2"].T + p["b2"]                      # (B, C)
@@ -65,6 +66,7 @@ def forward(p, x, y):
     log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()
     loss = -log_probs[torch.arange(len(y)), y].mean()
     return loss, {"x": x, "z1": z1, "h": h, "probs": log_probs.exp(), "y": y}
+    # END EXERCISE
 
 
 def backward(p, cache):
@@ -74,6 +76,7 @@ def backward(p, cache):
     For a layer out = in W^T + b:  dW = dout^T in,  db = sum_rows dout,  din = dout W.
     relu'(z) = 1 where z > 0 and 0 elsewhere (torch uses 0 at exactly z = 0, so do we).
     """
+    # EXERCISE backward: d_logits = (probs - onehot) / B; dW2 = d_logits^T h, db2 = column sums; d_z1 = (d_logits W2) * (z1 > 0); dW1 = d_z1^T x, db1 = column sums
     x, z1, h, probs, y = (cache[k] for k in ("x", "z1", "h", "probs", "y"))
     B = len(y)
     d_logits = probs.clone()                              # (B, C)
@@ -86,6 +89,7 @@ def backward(p, cache):
     grads["W1"] = d_z1.T @ x                              # (H, D)
     grads["b1"] = d_z1.sum(dim=0)                         # (H,)
     return grads
+    # END EXERCISE
 
 
 def load(run):
@@ -119,6 +123,7 @@ def main(args) -> dict:
     xb, yb = x_tr[:BATCH], y_tr[:BATCH]
     loss, cache = forward(p, xb, yb)
     manual = backward(p, cache)
+    initial_loss, active = loss.item(), (cache["z1"] > 0).double().mean().item()   # for the questions
     leaves = {k: v.clone().requires_grad_(True) for k, v in p.items()}
     auto_loss = F.cross_entropy(F.relu(xb @ leaves["W1"].T + leaves["b1"]) @ leaves["W2"].T
                                 + leaves["b2"], yb)       # torch's own layers and loss
@@ -195,7 +200,22 @@ def main(args) -> dict:
     plot.save(fig, run, "weights.png")
     return cli.finish(run, {"epochs": len(history), "train_loss": history[-1][0],
                             "val_loss": history[-1][1], "val_acc": history[-1][2],
-                            "test_acc": test_acc})
+                            "test_acc": test_acc}, answers={
+        "initial_loss": (min(("0", "ln 10", "10"), key=lambda o: abs({"0": 0.0, "ln 10": float(torch.tensor(10.0).log()), "10": 10.0}[o]
+                                                                  - initial_loss)),
+                         f"loss of the untrained net on the first batch: {initial_loss:.3f} "
+                         f"(ln 10 = 2.303)"),
+        "active_relus": (min(("10", "50", "90"), key=lambda o: abs(float(o) - 100 * active)),
+                         f"{active:.1%} of the hidden pre-activations z1 > 0 at initialisation, first batch"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.03`) before running it;
+# `python -m dlcourse check 04.03` compares your answers with what the run measures.
+# PREDICT initial_loss (0 / ln 10 / 10): small random weights, zero biases, 10 classes: about what cross-entropy before any training?
+# ANSWER initial_loss:
+# PREDICT active_relus (10 / 50 / 90): weights symmetric around 0, zero biases, pixels >= 0: what percentage of hidden ReLUs are active at the start?
+# ANSWER active_relus:
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ QUICK_GRID = 241     # ... --quick: a step of 0.05
 
 def sigmoid(x):
     """sigma(x) = 1 / (1 + e^-x), computed from e^-|x| <= 1 so that exp never overflows."""
+    # EXERCISE sigmoid: with z = e^{-|x|}, return 1 / (1 + z) where x >= 0 and z / (1 + z) elsewhere
     z = torch.exp(-x.abs())
     return torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+    # END EXERCISE
 
 
 def std_normal_cdf(x):
@@ -52,38 +54,41 @@ def gelu_tanh_grad(x):
     return 0.5 * (1 + t) + 0.5 * x * (1 - t ** 2) * k * (1 + 3 * GELU_C * x ** 2)
 
 
-# Each entry: (scratch f, scratch f', torch's f). Derivatives are written from calculus;
-# at ReLU's kink x = 0 we follow torch's convention (derivative 0; LeakyReLU: the slope).
-ACTIVATIONS = {
-    "ReLU": (lambda x: torch.where(x > 0, x, torch.zeros_like(x)),
-             lambda x: (x > 0).to(x.dtype),
-             F.relu),
-    "LeakyReLU": (lambda x: torch.where(x > 0, x, NEG_SLOPE * x),
-                  lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, NEG_SLOPE)),
-                  lambda x: F.leaky_relu(x, NEG_SLOPE)),
-    # sigma' = sigma (1 - sigma): at most 1/4, at x = 0
-    "Sigmoid": (sigmoid,
-                lambda x: sigmoid(x) * (1 - sigmoid(x)),
-                torch.sigmoid),
-    # tanh(x) = 2 sigma(2x) - 1, so it inherits the overflow-safe sigmoid; tanh' = 1 - tanh^2
-    "Tanh": (lambda x: 2 * sigmoid(2 * x) - 1,
-             lambda x: 1 - (2 * sigmoid(2 * x) - 1) ** 2,
-             torch.tanh),
-    # GELU(x) = x Phi(x): the input scaled by how likely a standard normal is below it.
-    # GELU' = Phi(x) + x phi(x), with phi the standard normal density
-    "GELU": (lambda x: x * std_normal_cdf(x),
-             lambda x: std_normal_cdf(x) + x * torch.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi),
-             F.gelu),
-    # GELU ~ x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + c x^3): GPT-2's cheaper form
-    "GELU (tanh)": (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi)
-                                                        * (x + GELU_C * x ** 3))),
-                    gelu_tanh_grad,
-                    lambda x: F.gelu(x, approximate="tanh")),
-    # SiLU (swish) = x sigma(x); SiLU' = sigma(x) (1 + x (1 - sigma(x)))
-    "SiLU": (lambda x: x * sigmoid(x),
-             lambda x: sigmoid(x) * (1 + x * (1 - sigmoid(x))),
-             F.silu),
-}
+def activations():
+    """Each entry: (scratch f, scratch f', torch's f). Derivatives are written from calculus;
+    at ReLU's kink x = 0 we follow torch's convention (derivative 0; LeakyReLU: the slope)."""
+    # EXERCISE activations: for each name, (f, f', torch's f): write f and its derivative from calculus, e.g. sigmoid' = sigmoid (1 - sigmoid); ReLU' = 0 at x = 0
+    return {
+        "ReLU": (lambda x: torch.where(x > 0, x, torch.zeros_like(x)),
+                 lambda x: (x > 0).to(x.dtype),
+                 F.relu),
+        "LeakyReLU": (lambda x: torch.where(x > 0, x, NEG_SLOPE * x),
+                      lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, NEG_SLOPE)),
+                      lambda x: F.leaky_relu(x, NEG_SLOPE)),
+        # sigma' = sigma (1 - sigma): at most 1/4, at x = 0
+        "Sigmoid": (sigmoid,
+                    lambda x: sigmoid(x) * (1 - sigmoid(x)),
+                    torch.sigmoid),
+        # tanh(x) = 2 sigma(2x) - 1, so it inherits the overflow-safe sigmoid; tanh' = 1 - tanh^2
+        "Tanh": (lambda x: 2 * sigmoid(2 * x) - 1,
+                 lambda x: 1 - (2 * sigmoid(2 * x) - 1) ** 2,
+                 torch.tanh),
+        # GELU(x) = x Phi(x): the input scaled by how likely a standard normal is below it.
+        # GELU' = Phi(x) + x phi(x), with phi the standard normal density
+        "GELU": (lambda x: x * std_normal_cdf(x),
+                 lambda x: std_normal_cdf(x) + x * torch.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi),
+                 F.gelu),
+        # GELU ~ x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + c x^3): GPT-2's cheaper form
+        "GELU (tanh)": (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi)
+                                                            * (x + GELU_C * x ** 3))),
+                        gelu_tanh_grad,
+                        lambda x: F.gelu(x, approximate="tanh")),
+        # SiLU (swish) = x sigma(x); SiLU' = sigma(x) (1 + x (1 - sigma(x)))
+        "SiLU": (lambda x: x * sigmoid(x),
+                 lambda x: sigmoid(x) * (1 + x * (1 - sigmoid(x))),
+                 F.silu),
+    }
+    # END EXERCISE
 
 
 def torch_derivative(fn, x):
@@ -95,6 +100,7 @@ def torch_derivative(fn, x):
 
 def main(args) -> dict:
     run = cli.start(args, __file__)
+    ACTIVATIONS = activations()                          # (scratch f, scratch f', torch's f) by name
     data.announce("an evenly spaced grid of inputs plus extreme values (no data set)",
                   kind="generated")
     n = QUICK_GRID if run.quick else GRID
@@ -148,7 +154,22 @@ def main(args) -> dict:
     plot.save(fig, run, "activations.png")
     return cli.finish(run, {"sigmoid_grad_at_5": rows["Sigmoid"]["grad_at_5"],
                             "tanh_grad_at_5": rows["Tanh"]["grad_at_5"],
-                            "float32_worst_diff": worst})
+                            "float32_worst_diff": worst}, answers={
+        "sigmoid_peak": (min(("1", "2", "4"), key=lambda o: abs(1 / float(o) - rows["Sigmoid"]["max_grad"])),
+                         f"largest sigmoid' on the grid: {rows['Sigmoid']['max_grad']:.4f} (activations.png)"),
+        "flattest_at_5": (min(("sigmoid", "tanh", "gelu"), key=lambda o: {"sigmoid": rows["Sigmoid"],
+                          "tanh": rows["Tanh"], "gelu": rows["GELU"]}[o]["grad_at_5"]),
+                          "f'(5): " + ", ".join(f"{k} {rows[k]['grad_at_5']:.2e}" for k in ("Sigmoid", "Tanh", "GELU"))
+                          + " (activations.png, last panel)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.04`) before running it;
+# `python -m dlcourse check 04.04` compares your answers with what the run measures.
+# PREDICT sigmoid_peak (1 / 2 / 4): the largest value of the sigmoid's derivative is 1/k: k = ?
+# ANSWER sigmoid_peak:
+# PREDICT flattest_at_5 (sigmoid / tanh / gelu): at x = 5, which activation passes the smallest gradient?
+# ANSWER flattest_at_5:
 
 
 if __name__ == "__main__":

@@ -88,9 +88,11 @@ class DeadUnitCounter:
 
     def _hook(self, i):
         def hook(module, inputs, z):           # z: (B, WIDTH)
+            # EXERCISE dead_unit_hook: per unit, was z > 0 for any row of this batch? OR it into self.ever_positive[i] (store it the first time)
             seen = (z > 0).any(dim=0)
             self.ever_positive[i] = seen if self.ever_positive[i] is None else \
                 self.ever_positive[i] | seen
+            # END EXERCISE
         return hook
 
     @torch.no_grad()
@@ -336,7 +338,22 @@ def main(args) -> dict:
     metrics.update({"chosen_on_val": chosen, "chosen_test_acc": test_acc,
                     "hot_relu_dead_units": sum(hot_hist["dead"][-1]),
                     **{f"paper_{n}_test_acc": a for n, a in acc.items()}})
-    return cli.finish(run, metrics)
+    best_paper = max(acc, key=acc.get)
+    return cli.finish(run, metrics, answers={
+        "slowest": (slowest.lower() if slowest.lower() in ("relu", "tanh", "sigmoid", "gelu") else "other",
+                    "final train loss: " + ", ".join(f"{n} {v:.3f}" for n, v in final.items())
+                    + " (activation_comparison.png, left)"),
+        "best_paper_model": (best_paper.lower(), "test accuracy with the paper's recipe: " + ", ".join(
+            f"{n} {a:.3f}" for n, a in acc.items()) + f" ({steps} Adam steps)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.05`) before running it;
+# `python -m dlcourse check 04.05` compares your answers with what the run measures.
+# PREDICT slowest (relu / tanh / sigmoid / gelu): same depth-3 MLP, same SGD: which activation ends with the highest training loss?
+# ANSWER slowest:
+# PREDICT best_paper_model (logistic / mlp / cnn): on MNIST-1D (shifted, scaled 1-D digits), which model scores best on the test split?
+# ANSWER best_paper_model:
 
 
 if __name__ == "__main__":

@@ -58,11 +58,13 @@ class Dropout(nn.Module):
         self.p = p
 
     def forward(self, x):
+        # EXERCISE dropout_forward: identity in eval mode or for p = 0; else keep each element with probability 1 - p and scale the kept ones by 1 / (1 - p)
         if not self.training or self.p == 0:
             return x
         keep = 1 - self.p
         mask = (torch.rand_like(x) < keep).to(x.dtype)  # 1 with probability keep
         return x * mask / keep
+        # END EXERCISE
 
 
 class MLP(nn.Module):
@@ -188,7 +190,18 @@ def main(args) -> dict:
                             "val_loss_dropout": results[P]["val_loss"][-1],
                             "val_acc_no_dropout": results[0.0]["val_acc"][-1],
                             "val_acc_dropout": results[P]["val_acc"][-1],
-                            "chosen_p": chosen, "test_loss": test_loss, "test_acc": test_acc})
+                            "chosen_p": chosen, "test_loss": test_loss, "test_acc": test_acc},
+                      answers={
+        "smaller_gap": ("yes" if gaps[P] < gaps[0.0] else "no", f"validation - train loss after "
+                        f"{epochs} epochs: {gaps[0.0]:.3f} without dropout, {gaps[P]:.3f} with p = {P} "
+                        "(dropout.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.06`) before running it;
+# `python -m dlcourse check 04.06` compares your answers with what the run measures.
+# PREDICT smaller_gap (yes / no): on a small training set, does dropout p = 0.5 shrink the gap between validation and training loss?
+# ANSWER smaller_gap:
 
 
 if __name__ == "__main__":

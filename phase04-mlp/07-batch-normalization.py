@@ -73,6 +73,7 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x):                                  # x: (N, C) or (N, C, L)
+        # EXERCISE batchnorm_forward: train: per-channel batch mean and biased var, lerp the running stats (var times n/(n-1)) under no_grad; eval: running stats; then gamma x_hat + beta
         dims = (0,) if x.dim() == 2 else (0, 2)            # every axis except channels
         shape = (1, -1) if x.dim() == 2 else (1, -1, 1)    # broadcast a (C,) vector over x
         if self.training:
@@ -86,6 +87,7 @@ class BatchNorm(nn.Module):
             mean, var = self.running_mean, self.running_var
         x_hat = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         return self.weight.view(shape) * x_hat + self.bias.view(shape)
+        # END EXERCISE
 
 
 class LayerNorm(nn.Module):
@@ -100,9 +102,11 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(features))
 
     def forward(self, x):                                  # x: (..., features)
+        # EXERCISE layernorm_forward: mean and biased var over the last axis of each example, normalise with eps inside the sqrt, then gamma * x_hat + beta
         mean = x.mean(dim=-1, keepdim=True)                # (..., 1)
         var = x.var(dim=-1, unbiased=False, keepdim=True)  # (..., 1)
         return self.weight * (x - mean) / torch.sqrt(var + self.eps) + self.bias
+        # END EXERCISE
 
 
 def randomise_affine(*layers):
@@ -284,7 +288,23 @@ def main(args) -> dict:
                             "chosen_on_val": chosen_name, "test_loss": test_loss,
                             **{f"bn_noise_batch{b}": v for b, v in noise.items()},
                             **{f"small_batch_{'bn' if k else 'no_bn'}_train_val": v
-                               for k, v in small_gaps.items()}})
+                               for k, v in small_gaps.items()}}, answers={
+        "faster_train": ("with" if results[True]["train_loss"][-1] < results[False]["train_loss"][-1]
+                         else "without", f"train loss after {epochs} epochs: with BatchNorm "
+                         f"{results[True]['train_loss'][-1]:.3f}, without {results[False]['train_loss'][-1]:.3f} "
+                         "(batchnorm.png)"),
+        "noise_ratio": (min(("1", "4", "16"), key=lambda o: abs(float(o) - noise[small] / noise[large])),
+                        f"batch-statistics noise: batch {small} {noise[small]:.3f}, batch {large} "
+                        f"{noise[large]:.3f}, ratio {noise[small] / noise[large]:.2f}"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.07`) before running it;
+# `python -m dlcourse check 04.07` compares your answers with what the run measures.
+# PREDICT faster_train (with / without): a 6-layer ReLU MLP, same SGD: which ends with the lower training loss, with BatchNorm or without?
+# ANSWER faster_train:
+# PREDICT noise_ratio (1 / 4 / 16): how many times noisier is an example's BatchNorm output in batches of 16 than in batches of 256?
+# ANSWER noise_ratio:
 
 
 if __name__ == "__main__":

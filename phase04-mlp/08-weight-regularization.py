@@ -47,19 +47,24 @@ PARITY_STEPS = 20    # optimiser steps in the equivalence checks
 
 def l2_penalty(params, lam):
     """(lambda/2) sum w^2: its gradient is lambda * w, which pulls each weight towards 0."""
+    # EXERCISE l2_penalty: (lambda / 2) times the sum of every parameter's squared entries
     return lam / 2 * sum(p.pow(2).sum() for p in params)
+    # END EXERCISE
 
 
 def l1_penalty(params, lam):
     """lambda sum |w|: its gradient is lambda * sign(w), the same push for big and small
     weights, so small ones reach (and hover around) 0: a sparse network."""
+    # EXERCISE l1_penalty: lambda times the sum of every parameter's absolute entries
     return lam * sum(p.abs().sum() for p in params)
+    # END EXERCISE
 
 
 def adamw_step(params, state, lr, decay, betas=(0.9, 0.999), eps=1e-8):
     """AdamW (Loshchilov & Hutter): shrink w directly, then the ordinary Adam step.
     In Adam + L2 the term lambda*w goes through the gradient and is divided by sqrt(v), so
     weights with large gradients are barely decayed; AdamW decays all at rate lr*decay."""
+    # EXERCISE adamw_step: t += 1; per parameter: p *= 1 - lr decay, then the Adam moments of p.grad, bias-corrected, and p -= lr m_hat / (sqrt(v_hat) + eps)
     state["t"] = state.get("t", 0) + 1
     t, (b1, b2) = state["t"], betas
     with torch.no_grad():
@@ -70,6 +75,7 @@ def adamw_step(params, state, lr, decay, betas=(0.9, 0.999), eps=1e-8):
             v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)  # second moment
             m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)  # bias correction
             p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+    # END EXERCISE
 
 
 def tiny_problem():
@@ -139,6 +145,7 @@ def check_optimisers():
     gap = (ref - adam_wd).abs().max().item()               # torch against torch: a demonstration
     check.greater("optim.AdamW vs optim.Adam + L2 after the same steps: max |diff| of parameters",
                   gap, 1e-3, demo=True)
+    return gap
 
 
 def make_optimizer(name, model):
@@ -178,7 +185,7 @@ def main(args) -> dict:
     torch.set_num_threads(1)  # same numbers whatever the core count (see lesson 05)
     epochs = run.epochs
     check_penalties()
-    check_optimisers()
+    adamw_gap = check_optimisers()
 
     (x, y), (x_val, y_val), (x_test, y_test) = mnist1d.load_mnist1d(
         run, QUICK_MNIST1D_SIZE if run.quick else MNIST1D_SIZE,
@@ -228,7 +235,22 @@ def main(args) -> dict:
                     for n, r in results.items()})
     metrics.update({f"near_zero_{n.split()[0]}": r["small"] for n, r in results.items()})
     metrics.update({"chosen_on_val": chosen, "test_loss": test_loss, "test_acc": test_acc})
-    return cli.finish(run, metrics)
+    sparsest = max(results, key=lambda n: results[n]["small"])
+    return cli.finish(run, metrics, answers={
+        "adamw_is_l2": ("yes" if adamw_gap == 0 else "no", f"largest |parameter difference| "
+                        f"optim.AdamW vs optim.Adam(weight_decay) after {PARITY_STEPS} steps: {adamw_gap:.3g}"),
+        "sparsest": ({"L1 penalty": "l1", "L2 penalty": "l2", "AdamW": "adamw"}.get(sparsest, sparsest),
+                     "first-layer weights below 0.01: " + ", ".join(f"{n} {r['small']:.1%}" for n, r in
+                                                                   results.items()) + " (regularization.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.08`) before running it;
+# `python -m dlcourse check 04.08` compares your answers with what the run measures.
+# PREDICT adamw_is_l2 (yes / no): with the same lambda and steps, does AdamW end at the same parameters as Adam(weight_decay)?
+# ANSWER adamw_is_l2:
+# PREDICT sparsest (l2 / adamw / l1): which regulariser leaves the most first-layer weights near zero?
+# ANSWER sparsest:
 
 
 if __name__ == "__main__":

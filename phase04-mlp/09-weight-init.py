@@ -54,19 +54,25 @@ def normal_init(std):
 def xavier_normal(fan_out, fan_in, gen):
     """Glorot & Bengio (2010): Var(w) = 2 / (fan_in + fan_out) keeps the variance of both
     the forward signal and the backward gradient for a linear (or tanh near 0) layer."""
+    # EXERCISE xavier_normal: a (fan_out, fan_in) standard normal draw from gen, scaled to Var(w) = 2 / (fan_in + fan_out)
     return torch.randn(fan_out, fan_in, generator=gen) * math.sqrt(2 / (fan_in + fan_out))
+    # END EXERCISE
 
 
 def he_normal(fan_out, fan_in, gen):
     """He et al. (2015): Var(w) = 2 / fan_in, the factor 2 making up for ReLU's zeros."""
+    # EXERCISE he_normal: a (fan_out, fan_in) standard normal draw from gen, scaled to Var(w) = 2 / fan_in
     return torch.randn(fan_out, fan_in, generator=gen) * math.sqrt(2 / fan_in)
+    # END EXERCISE
 
 
 def linear_default(fan_out, fan_in, gen):
     """What nn.Linear does unless told otherwise: U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
     i.e. Var(w) = 1 / (3 fan_in): c = 1/3, too small for a deep ReLU stack."""
+    # EXERCISE linear_default: uniform on (-1/sqrt(fan_in), 1/sqrt(fan_in)) from gen's torch.rand, shape (fan_out, fan_in)
     bound = 1 / math.sqrt(fan_in)
     return (torch.rand(fan_out, fan_in, generator=gen) * 2 - 1) * bound
+    # END EXERCISE
 
 
 # (label, init, activation, c as a function of the width, or None where no simple theory)
@@ -193,9 +199,25 @@ def main(args) -> dict:
                 title="backward: gradient size per layer")
     axes[0].legend(fontsize=8)
     plot.save(fig, run, "init_stats.png")
+    xavier_growth = growth(stats["Xavier, ReLU"][0])
     return cli.finish(run, {"he_ratio_min": ratio.min().item(), "he_ratio_max": ratio.max().item(),
                             "xavier_relu_growth": growth(stats["Xavier, ReLU"][0]),
-                            "normal1_overflow_layer": over[0] if over else 0})
+                            "normal1_overflow_layer": over[0] if over else 0}, answers={
+        "xavier_relu": (min(("shrinks", "stays", "grows"), key=lambda o: abs(
+                            {"shrinks": -1, "stays": 0, "grows": 1}[o] - 20 * math.log(xavier_growth))),
+                        f"Xavier + ReLU: RMS x {xavier_growth:.4f} per layer over {depth} layers "
+                        "(init_stats.png, left)"),
+        "zero_init_grad": ("yes" if max(stats["zero, ReLU"][2]) > 0 else "no",
+                           f"zero init: largest |dL/dW| of any layer {max(stats['zero, ReLU'][2]):g}"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.09`) before running it;
+# `python -m dlcourse check 04.09` compares your answers with what the run measures.
+# PREDICT xavier_relu (shrinks / stays / grows): Xavier init in a deep ReLU stack: what does the activations' RMS do from layer to layer?
+# ANSWER xavier_relu:
+# PREDICT zero_init_grad (yes / no): all weights initialised to zero: does any weight get a nonzero gradient?
+# ANSWER zero_init_grad:
 
 
 if __name__ == "__main__":

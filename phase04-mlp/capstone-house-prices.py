@@ -123,12 +123,15 @@ class MLP(nn.Module):
 
 
 def rmse(pred, y):
+    # EXERCISE rmse: the square root of the mean squared difference between pred and y, as a Python float
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(y)) ** 2)))
+    # END EXERCISE
 
 
 def permutation_rmse_increase(predict, X, y, repeats, rng):
     """Permutation importance: shuffle one column (breaking its link to y, keeping its
     distribution), measure how much the RMSE rises; mean and std over `repeats` shuffles."""
+    # EXERCISE permutation_importance: for each column j, `repeats` times: copy X, permute column j with rng, record rmse - base rmse; return per-column means and stds
     base = rmse(predict(X), y)
     means, stds = [], []
     for j in range(X.shape[1]):
@@ -140,6 +143,7 @@ def permutation_rmse_increase(predict, X, y, repeats, rng):
         means.append(np.mean(rises))
         stds.append(np.std(rises))
     return np.array(means), np.array(stds)
+    # END EXERCISE
 
 
 def main(args) -> dict:
@@ -250,7 +254,17 @@ def main(args) -> dict:
                             "rmse_linear": linear_rmse, "rmse_mlp": mlp_rmse,
                             "mlp_gain_over_linear": gain, "best_epoch": best["epoch"],
                             "epochs": epochs_run, **({"stopped_early": True} if stopped_early
-                                                     else {})})
+                                                     else {})}, answers={
+        "mlp_beats_linear": ("yes" if mlp_rmse < linear_rmse else "no", f"test RMSE: MLP {mlp_rmse:.4f}, "
+                             f"linear regression {linear_rmse:.4f}, predict-the-mean {mean_rmse:.4f}"
+                             + ("" if real else " (stand-in data)")),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 04.capstone`) before running it;
+# `python -m dlcourse check 04.capstone` compares your answers with what the run measures.
+# PREDICT mlp_beats_linear (yes / no): on the held-out test rows, does the MLP get a lower RMSE than linear regression?
+# ANSWER mlp_beats_linear:
 
 
 if __name__ == "__main__":
