@@ -70,6 +70,7 @@ def conv2d_loops(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     y[n, o, i, j] = b[o] + sum_{c, ki, kj} x_pad[n, g*Cg + c, i*s + ki*d, j*s + kj*d] * w[o, c, ki, kj]
     where g = o // (O / groups) is the group of output channel o.
     """
+    # EXERCISE conv2d_loops: pad x, then y[n, o, i, j] = b[o] + sum over (c, ki, kj) of x_pad[n, g*Cg + c, i*s + ki*d, j*s + kj*d] * w[o, c, ki, kj], g = o // (O / groups)
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
     B, C, H, W = x.shape
     O, Cg, KH, KW = w.shape                     # Cg: input channels each filter sees
@@ -92,6 +93,7 @@ def conv2d_loops(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
                                         * wl[o][c][ki][kj])
                     y[n][o][i][j] = acc
     return torch.tensor(y, dtype=x.dtype)
+    # END EXERCISE
 
 
 def im2col(x, kh, kw, stride=1, padding=0, dilation=1):
@@ -100,6 +102,7 @@ def im2col(x, kh, kw, stride=1, padding=0, dilation=1):
     Loop over the kh*kw kernel offsets, not over the image: offset (ki, kj) sees the strided
     sub-image starting at (ki*d, kj*d). Row order (c, ki, kj) is the layout F.unfold uses.
     """
+    # EXERCISE im2col: for each offset (ki, kj) slice the padded input from (ki*d, kj*d) with step s to (OH, OW); stack to (B, C, kh*kw, OH, OW), then flatten
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
     B, C, H, W = x.shape
     OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
@@ -111,10 +114,12 @@ def im2col(x, kh, kw, stride=1, padding=0, dilation=1):
             cols.append(xp[:, :, r:r + sh * (OH - 1) + 1:sh, c:c + sw * (OW - 1) + 1:sw])  # (B, C, OH, OW)
     cols = torch.stack(cols, dim=2)              # (B, C, kh*kw, OH, OW)
     return cols.reshape(B, C * kh * kw, OH * OW)  # (B, C*kh*kw, L)
+    # END EXERCISE
 
 
 def conv2d_im2col(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """Convolution as one batched matrix multiply: Y = W_flat @ im2col(X), per group."""
+    # EXERCISE conv2d_im2col: view the columns as (B, G, Cg*KH*KW, L) and the weights as (G, O/G, Cg*KH*KW); multiply, reshape to (B, O, OH, OW), add the bias
     B, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
     assert C == Cg * groups and O % groups == 0, "channels must split evenly into groups"
@@ -126,6 +131,7 @@ def conv2d_im2col(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     y = wg.unsqueeze(0) @ cols                                # (B, G, O/G, L)
     y = y.reshape(B, O, OH, OW)                               # (B, O, OH, OW)
     return y if b is None else y + b.view(1, O, 1, 1)
+    # END EXERCISE
 
 
 def compare_with_torch(configs):
@@ -220,6 +226,7 @@ def figure_kernels(run):
     fig.suptitle("conv2d_im2col with hand-made kernels (red +, blue -; output shape under each title).\n"
                  "The lines along the borders are zero padding meeting a bright image: an edge.")
     plot.save(fig, run, "kernels.png")
+    return {name: tuple(y.shape[-2:]) for name, y in panels}
 
 
 def figure_im2col(run):
@@ -268,10 +275,24 @@ def main(args) -> dict:
 
     print("--- 5. speed")
     metrics = speed(run)
-    figure_kernels(run)
+    shapes = figure_kernels(run)
     figure_im2col(run)
     metrics["configs_compared"] = len(configs)
-    return cli.finish(run, metrics)
+    rows_in, rows_s4 = shapes["input"][0], shapes["Sobel x, stride 4"][0]
+    rows_d4 = shapes["Sobel x, dilation 4"][0]
+    return cli.finish(run, metrics, answers={
+        "stride4_rows": (str(rows_s4), f"the {rows_in}-row photo through Sobel x with stride 4, no "
+                         f"padding: {rows_s4} rows = floor(({rows_in} - 3) / 4) + 1 (kernels.png)"),
+        "dilation4_rows": (str(rows_d4), f"dilation 4 spreads the 3x3 kernel over 4 * 2 + 1 = 9 "
+                           f"pixels, padding 4 adds 8: {rows_in} rows in, {rows_d4} out (kernels.png)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.01`) before running it;
+# `python -m dlcourse check 05.01` compares your answers with what the run measures.
+# PREDICT stride4_rows (35 / 36 / 143): a 3x3 Sobel kernel, stride 4, no padding, on the 143-row photo: how many output rows?
+# ANSWER stride4_rows:
+# PREDICT dilation4_rows (135 / 143 / 151): the same kernel with dilation 4 and padding 4 (stride 1): how many output rows?
+# ANSWER dilation4_rows:
 
 
 if __name__ == "__main__":

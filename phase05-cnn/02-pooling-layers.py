@@ -62,6 +62,7 @@ def pool2d_loops(x, k, s, p, mode):
     Padding never wins a max (it counts as -inf) and, as torch's default
     count_include_pad=True does, counts as zeros in the average.
     """
+    # EXERCISE pool2d_loops: output pixel (i, j) pools the real pixels of rows i*s - p .. i*s - p + k - 1 (same for columns): their max, or their sum / (k*k)
     B, C, H, W = x.shape
     OH, OW = out_size(H, k, s, p), out_size(W, k, s, p)
     xl = x.tolist()
@@ -75,6 +76,7 @@ def pool2d_loops(x, k, s, p, mode):
                               for q in range(j * s - p, j * s - p + k) if 0 <= q < W]
                     y[n, c, i, j] = max(window) if mode == "max" else sum(window) / (k * k)
     return y
+    # END EXERCISE
 
 
 def windows(x, k, s, p, ceil_mode, fill):
@@ -94,6 +96,7 @@ def windows(x, k, s, p, ceil_mode, fill):
 
 def max_pool2d(x, k, s, p=0, ceil_mode=False):
     """Max over each window, plus torch-style indices: the flat position h*W + w in the input."""
+    # EXERCISE max_pool2d: max over windows(..., fill=-inf) along dim 2; the winner's cell a gives (a // k, a % k), so its input row is i*s - p + a // k; index = row * W + col
     B, C, H, W = x.shape
     win = windows(x, k, s, p, ceil_mode, fill=float("-inf"))      # (B, C, k*k, OH, OW)
     y, arg = win.max(dim=2)                                        # arg: which of the k*k cells
@@ -102,6 +105,7 @@ def max_pool2d(x, k, s, p=0, ceil_mode=False):
     rows = torch.arange(OH, device=x.device).view(OH, 1) * s - p + ki               # (B, C, OH, OW) input row
     cols = torch.arange(OW, device=x.device).view(1, OW) * s - p + kj               # (B, C, OH, OW) input col
     return y, rows * W + cols
+    # END EXERCISE
 
 
 def avg_pool2d(x, k, s, p=0, count_include_pad=True):
@@ -116,7 +120,9 @@ def avg_pool2d(x, k, s, p=0, count_include_pad=True):
 
 def adaptive_bins(n_in, n_out):
     """Bin i covers [floor(i*n_in/n_out), ceil((i+1)*n_in/n_out)): bins may overlap or differ in size."""
+    # EXERCISE adaptive_bins: a list of n_out (start, end) pairs, start = floor(i n_in / n_out), end = ceil((i + 1) n_in / n_out), in integer arithmetic
     return [(i * n_in // n_out, -(-(i + 1) * n_in // n_out)) for i in range(n_out)]
+    # END EXERCISE
 
 
 def adaptive_pool2d(x, out_hw, mode):
@@ -203,7 +209,8 @@ def main(args) -> dict:
     ours, = torch.autograd.grad(max_pool2d(x, 3, 2, 1)[0], x, g)
     ref, = torch.autograd.grad(F.max_pool2d(x, 3, 2, 1), x, g)
     check.close("d(max_pool2d)/dx vs torch's (k=3 s=2 p=1)", ours, ref, atol=TOL)
-    print(f"    only {(ours != 0).double().mean():.0%} of the input pixels get any gradient")
+    frac = float((ours != 0).double().mean())
+    print(f"    only {frac:.0%} of the input pixels get any gradient")
 
     print("--- 3. global and adaptive pooling")
     x = torch.randn(*SHAPE, dtype=torch.float64)
@@ -222,7 +229,23 @@ def main(args) -> dict:
     data.announce("scikit-learn's sample photo flower.jpg (427x640, grayscale)", kind="bundled")
     figure_pooled(run, photo[::2, ::2])                            # (214, 320)
     figure_adaptive(run)
-    return cli.finish(run, {"configs_compared": len(configs)})
+    bins = adaptive_bins(10, 4)
+    shared = [(a, b) for a, b in zip(bins, bins[1:]) if b[0] < a[1]]
+    return cli.finish(run, {"configs_compared": len(configs)}, answers={
+        "grad_fraction": ("under 34%" if frac < 0.34 else "34% to 67%" if frac < 0.67 else "over 67%",
+                          f"{frac:.0%} of the {SHAPE[2]}x{SHAPE[3]} input pixels get a gradient: "
+                          "one winner per 3x3 window, 5x6 windows (section 2 of the output)"),
+        "adaptive_overlap": ("yes" if shared else "no",
+                             f"adaptive_bins(10, 4) = {bins}: {len(shared)} neighbouring pair(s) "
+                             "share a column (adaptive.png shows the same on 7x10 -> 3x4)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.02`) before running it;
+# `python -m dlcourse check 05.02` compares your answers with what the run measures.
+# PREDICT grad_fraction (under 34% / 34% to 67% / over 67%): max pooling 3x3, stride 2, padding 1 on a random 9x11 input: what fraction of the input pixels get a nonzero gradient?
+# ANSWER grad_fraction:
+# PREDICT adaptive_overlap (yes / no): adaptive pooling of 10 columns into 4 bins: do any two neighbouring bins share a column?
+# ANSWER adaptive_overlap:
 
 
 if __name__ == "__main__":

@@ -54,12 +54,14 @@ def analytic_rf(layers):
         c_l = c_{l-1} + ((k_eff - 1)/2 - p_l) * j_{l-1}
     starting from a single pixel: r_0 = 1, j_0 = 1, c_0 = 0.
     """
+    # EXERCISE analytic_rf: start at r = 1, j = 1, c = 0; per layer k_eff = d(k-1)+1, then update r and c with the OLD jump j, then j *= s; append (r, j, c)
     r, j, c, out = 1, 1, 0.0, []
     for _, k, s, p, d in layers:
         k_eff = d * (k - 1) + 1
         r, c, j = r + (k_eff - 1) * j, c + ((k_eff - 1) / 2 - p) * j, j * s
         out.append((r, j, c))
     return out
+    # END EXERCISE
 
 
 def build(layers, channels=1, measure=True):
@@ -187,7 +189,23 @@ def main(args) -> dict:
     check.less(f"ERF share at {depths[-1]} layers < at {depths[0]} layers",
                erfs[depths[-1]][-1], erfs[depths[0]][-1])
     figure_erf(run, erfs)
-    return cli.finish(run, metrics)
+    dil = "3x3 dilation 1,2,4,8,16"
+    r_dil = results[dil][1][-1]                                   # measured, last layer
+    first, last = erfs[depths[0]][-1], erfs[depths[-1]][-1]
+    trend = "grows" if last > 1.1 * first else "shrinks" if last < first / 1.1 else "stays the same"
+    return cli.finish(run, metrics, answers={
+        "dilated_rf": (str(r_dil), f"measured field of the {dil} stack: {r_dil}x{r_dil} = "
+                       "1 + 2 (1 + 2 + 4 + 8 + 16) (growth.png)"),
+        "erf_share": (trend, f"90% of the gradient in {first:.0%} of the field at {depths[0]} "
+                      f"layers, {last:.0%} at {depths[-1]} (erf.png)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.03`) before running it;
+# `python -m dlcourse check 05.03` compares your answers with what the run measures.
+# PREDICT dilated_rf (11 / 63 / 121): five 3x3 convolutions with dilations 1, 2, 4, 8, 16 (stride 1): how many input pixels wide is the last layer's receptive field?
+# ANSWER dilated_rf:
+# PREDICT erf_share (grows / shrinks / stays the same): in random 3x3 ReLU stacks, as depth grows, what happens to the share of the receptive field that holds 90% of the gradient?
+# ANSWER erf_share:
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class LeNet5(nn.Module):
 
 def formula_params(table):
     """conv: (k*k*c_in + 1) * c_out (one bias per filter); fc: (in + 1) * out; pool: 0."""
+    # EXERCISE formula_params: sum over the table: a conv adds (k*k*c_in + 1) * c_out, an fc (in + 1) * out, a pool nothing
     total = 0
     for layer in table:
         if layer[0] == "conv":
@@ -84,10 +85,12 @@ def formula_params(table):
             _, n_in, n_out = layer
             total += (n_in + 1) * n_out
     return total
+    # END EXERCISE
 
 
 def formula_shapes(table, size=32):
     """Spatial size after each conv/pool layer: valid conv n - k + 1, pool n // s."""
+    # EXERCISE formula_shapes: walk the table; a conv makes (c_out, n - k + 1, n - k + 1), a pool keeps the channels and makes n // size; one (C, H, W) per conv or pool
     shapes = []
     for layer in table:
         if layer[0] == "conv":
@@ -97,6 +100,7 @@ def formula_shapes(table, size=32):
             size = size // layer[1]
             shapes.append((shapes[-1][0], size, size))
     return shapes
+    # END EXERCISE
 
 
 def load(run):
@@ -175,10 +179,27 @@ def main(args) -> dict:
           f"{before['acc']:.2f} before training)")
     check.greater(f"test accuracy beats chance ({CHANCE}) by 0.5", test["acc"], CHANCE + 0.5)
     figure(run, hist, model, x_test, y_test)
+    n_conv = sum(p.numel() for m in model.modules() if isinstance(m, nn.Conv2d)
+                 for p in m.parameters())
+    share = n_conv / n_params
     return cli.finish(run, {"params": n_params, "val_acc_before": before["acc"],
                             "val_acc": hist["val_acc"][-1], "test_acc": test["acc"],
                             "final_train_loss": hist["train_loss"][-1],
-                            "epochs": len(hist["epoch"])})
+                            "epochs": len(hist["epoch"])}, answers={
+        "biggest_layer": (biggest[0].split(".")[0], f"{biggest[0]} {tuple(biggest[1].shape)} holds "
+                          f"{biggest[1].numel() / n_params:.0%} of the {n_params:,} parameters "
+                          "(section 1 of the output)"),
+        "conv_share": ("under 25%" if share < 0.25 else "25% to 75%" if share < 0.75 else "over 75%",
+                       f"the three conv layers hold {n_conv:,} of {n_params:,} parameters = "
+                       f"{share:.0%} (section 1 of the output)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.04`) before running it;
+# `python -m dlcourse check 05.04` compares your answers with what the run measures.
+# PREDICT biggest_layer (c1 / c3 / c5 / f6 / out): which layer of LeNet-5 has the largest weight tensor?
+# ANSWER biggest_layer:
+# PREDICT conv_share (under 25% / 25% to 75% / over 75%): what share of LeNet-5's parameters sit in its convolution layers?
+# ANSWER conv_share:
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class AlexNet(nn.Module):
 
 def formula_params(table, n_classes=N_CLASSES):
     """conv: (k*k*c_in/groups + 1) * c_out; fc: (in + 1) * out. Pool and LRN: none."""
+    # EXERCISE formula_params: track the channels c (3 at the input); each conv adds (k*k*c/groups + 1) * out; then the three FC layers (c*6*6 -> 4096 -> 4096 -> n_classes) add (in + 1) * out each
     total, c = 0, 3
     for kind, *cfg in table:
         if kind == "conv":
@@ -84,6 +85,7 @@ def formula_params(table, n_classes=N_CLASSES):
     for n_in, n_out in [(c * 36, 4096), (4096, 4096), (4096, n_classes)]:
         total += (n_in + 1) * n_out
     return total
+    # END EXERCISE
 
 
 # count, layer_table, flops and gmacs are the phase's model-size tools: lessons 06-10 load them.
@@ -100,12 +102,14 @@ def layer_table(model, size, channels=3):
     rows = []
 
     def hook(module, inputs, output, name):
+        # EXERCISE layer_macs: MACs for one image = that image's outputs x the inputs each output reads (conv: in_channels / groups * kh * kw; linear: in_features)
         if isinstance(module, nn.Conv2d):
             per_out = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
         else:
             per_out = module.in_features
         macs = output[0].numel() * per_out                 # output[0]: one image
         rows.append((name, tuple(output.shape[1:]), count(module), macs))
+        # END EXERCISE
 
     handles = [m.register_forward_hook(lambda mod, i, o, n=name: hook(mod, i, o, n))
                for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -197,9 +201,22 @@ def main(args) -> dict:
     check.close("logits: scratch vs torchvision alexnet (same weights, float32)", out, ref,
                 atol=1e-5, rtol=1e-5)
     figure(run, rows)
+    bands = lambda v: "under 10%" if v < 0.1 else "10% to 50%" if v < 0.5 else "over 50%"  # noqa: E731
+    evidence = (f"FC layers: {fc_params:.0%} of the {count(ours):,} parameters, {fc_macs:.0%} of "
+                f"the {total_macs / 1e9:.2f} G multiply-adds (section 2 of the output; layers.png)")
     return cli.finish(run, {"params": count(ours), "params_2012": count(original),
                             "gmacs_224": total_macs / 1e9, "fc_param_share": fc_params,
-                            "fc_mac_share": fc_macs})
+                            "fc_mac_share": fc_macs}, answers={
+        "fc_param_share": (bands(fc_params), evidence),
+        "fc_mac_share": (bands(fc_macs), evidence)})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.05`) before running it;
+# `python -m dlcourse check 05.05` compares your answers with what the run measures.
+# PREDICT fc_param_share (under 10% / 10% to 50% / over 50%): what share of AlexNet's parameters sit in its three fully connected layers?
+# ANSWER fc_param_share:
+# PREDICT fc_mac_share (under 10% / 10% to 50% / over 50%): and what share of its multiply-adds for one 224x224 image?
+# ANSWER fc_mac_share:
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class VGG(nn.Module):
 
     def __init__(self, cfg, batch_norm=False, n_classes=N_CLASSES):
         super().__init__()
+        # EXERCISE vgg_features: walk cfg from c = 3 channels: "M" adds a 2x2 stride-2 max pool; a number v adds a 3x3 conv c -> v with padding 1, BatchNorm2d(v) if batch_norm, then ReLU; set self.features (and leave c, read below)
         layers, c = [], 3
         for v in cfg:
             if v == "M":
@@ -65,6 +66,7 @@ class VGG(nn.Module):
             layers += [nn.BatchNorm2d(v), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
             c = v
         self.features = nn.Sequential(*layers)
+        # END EXERCISE
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))    # 224 / 2^5 = 7: a no-op at 224x224
         self.classifier = nn.Sequential(
             nn.Linear(c * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(DROPOUT),
@@ -89,6 +91,7 @@ def per_layer(model):
 def stacking_argument(c=64):
     """n stacked 3x3 convs see (2n+1)x(2n+1) pixels (lesson 03) with n*9*C^2 weights, against
     (2n+1)^2*C^2 for one big kernel, and they add n-1 extra non-linearities."""
+    shares = {}
     for n in (2, 3):
         k = 2 * n + 1
         stack = nn.Sequential(*[nn.Conv2d(c, c, 3, padding=1) for _ in range(n)])
@@ -96,6 +99,8 @@ def stacking_argument(c=64):
         check.equal(f"{n} stacked 3x3 ({k}x{k} field) vs one {k}x{k}: params {n}*(9C^2+C), k^2 C^2+C",
                     (count(stack), count(big)), (n * (9 * c * c + c), k * k * c * c + c))
         print(f"    {n} x 3x3 uses {count(stack) / count(big):.0%} of the weights of one {k}x{k}")
+        shares[n] = count(stack) / count(big)
+    return shares
 
 
 def compare_features(run, name, size):
@@ -164,7 +169,7 @@ def main(args) -> dict:
                     (2, N_CLASSES))
 
     print("--- 2. why 3x3: same field, fewer weights, more non-linearities")
-    stacking_argument()
+    shares = stacking_argument()
 
     print("--- 3. where the memory goes (VGG-16, one 224x224 image)")
     rows = per_layer(ours)
@@ -190,7 +195,23 @@ def main(args) -> dict:
         check.close("vgg16 logits on 2x3x224x224: scratch vs torchvision (same weights, float32)",
                     out, ref, atol=1e-5, rtol=1e-5)
         compare_features(run, "vgg16_bn", SIZE)
-    return cli.finish(run, metrics)
+    options = ("33%", "55%", "100%", "300%")
+    return cli.finish(run, metrics, answers={
+        "largest_layer": ({"features.0": "first conv", "features.28": "last conv",
+                           "classifier.0": "first fc", "classifier.6": "last fc"}.get(fc1[0], fc1[0]),
+                          f"{fc1[0]} holds {fc1[2] / count(ours):.0%} of VGG-16's "
+                          f"{count(ours):,} parameters (section 3 of the output; memory.png)"),
+        "stack3_share": (min(options, key=lambda o: abs(float(o[:-1]) / 100 - shares[3])),
+                         f"3 x 3x3 uses {shares[3]:.0%} of the weights of one 7x7: 27 C^2 vs "
+                         "49 C^2 (section 2 of the output)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.06`) before running it;
+# `python -m dlcourse check 05.06` compares your answers with what the run measures.
+# PREDICT largest_layer (first conv / last conv / first fc / last fc): which layer of VGG-16 has the most parameters?
+# ANSWER largest_layer:
+# PREDICT stack3_share (33% / 55% / 100% / 300%): three stacked 3x3 convolutions see a 7x7 field; what share of the weights of one 7x7 convolution (same channels) do they use?
+# ANSWER stack3_share:
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, c_in, c_out, stride=1):
         super().__init__()
+        # EXERCISE block_layers: conv1 3x3 (stride, padding 1, no bias), bn1, relu, conv2 3x3 (stride 1), bn2; a 1x1 conv + BN "downsample" only when the stride or the channels change, else None
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)  # BN's shift makes a bias redundant
         self.bn1 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU(inplace=True)
@@ -65,12 +66,15 @@ class BasicBlock(nn.Module):
         if stride != 1 or c_in != c_out:
             self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
                                             nn.BatchNorm2d(c_out))
+        # END EXERCISE
 
     def forward(self, x):
+        # EXERCISE block_forward: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut), the shortcut being x or downsample(x)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
+        # END EXERCISE
 
 
 class ResNet18(nn.Module):
@@ -313,7 +317,22 @@ def main(args) -> dict:
                "loss_residual": final[True], "steps": steps}
     figure_demo(run, grads, losses)
     metrics["pretrained"] = weights is not None
-    return cli.finish(run, metrics)
+    uneven = {r: abs(float(torch.tensor(s).log())) for r, s in spread.items()}
+    return cli.finish(run, metrics, answers={
+        "grad_spread": ("plain" if uneven[False] > uneven[True] else "residual",
+                        f"first/last block gradient norm at init: plain {spread[False]:.0f}x, "
+                        f"residual {spread[True]:.1f}x (plain_vs_residual.png, left)"),
+        "lower_loss": ("residual" if final[True] < final[False] else "plain",
+                       f"loss after {steps} steps (mean of the last {k}): plain {final[False]:.3f}, "
+                       f"residual {final[True]:.3f} (plain_vs_residual.png, right)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.07`) before running it;
+# `python -m dlcourse check 05.07` compares your answers with what the run measures.
+# PREDICT grad_spread (plain / residual): in the 20-block stack at initialisation, which twin's gradient norm differs more between its first and its last block?
+# ANSWER grad_spread:
+# PREDICT lower_loss (plain / residual): after the same Adam steps on the same batches, which twin has the lower training loss?
+# ANSWER lower_loss:
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ if __name__ == "__main__":
     ARGS = parse_args()   # flags are checked here, before the imports below load torch:
                           # a mistyped flag fails at once with a one-line message
 
+import math
+
 import torch
 import torch.nn as nn
 import torchvision
@@ -73,6 +75,7 @@ class Bottleneck(nn.Module):
 
     def __init__(self, c_in, planes, stride=1, groups=1, base_width=64, stride_on_3x3=True):
         super().__init__()
+        # EXERCISE bottleneck_layers: width = planes * base_width / 64 * groups; 1x1 c_in -> width, 3x3 width -> width (groups, padding 1), 1x1 width -> 4 * planes, a BN after each; the stride on the 3x3 (v1.5) or the first 1x1; shortcut(c_in, c_out, stride)
         width = int(planes * base_width / 64) * groups      # channels of the 3x3 conv
         c_out = planes * self.expansion
         s1, s3 = (1, stride) if stride_on_3x3 else (stride, 1)
@@ -84,12 +87,15 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = shortcut(c_in, c_out, stride)
+        # END EXERCISE
 
     def forward(self, x):
+        # EXERCISE bottleneck_forward: relu(bn1(conv1)), relu(bn2(conv2)), bn3(conv3), add the shortcut (x or downsample(x)), then the last relu
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))             # (B, width, H, W)
         out = self.relu(self.bn2(self.conv2(out)))           # (B, width, H/s, W/s)
         return self.relu(self.bn3(self.conv3(out)) + identity)  # (B, 4*planes, H/s, W/s)
+        # END EXERCISE
 
 
 class ResNet(nn.Module):
@@ -191,7 +197,23 @@ def main(args) -> dict:
           "loads, the parameter count is the same, the outputs are not")
     check.greater("max |logit diff|: 2015-style block vs torchvision v1.5", diff, 1e-2)
     figure(run, table)
-    return cli.finish(run, metrics)
+    saving = count(basic) / count(bottleneck)
+    options = ("2x", "4x", "17x", "64x")
+    return cli.finish(run, metrics, answers={
+        "bottleneck_saving": (min(options, key=lambda o: abs(math.log(float(o[:-1]) / saving))),
+                              f"BasicBlock(256) {count(basic):,} weights, Bottleneck(256 -> 64 -> 256) "
+                              f"{count(bottleneck):,}: {saving:.1f}x fewer (section 2 of the output)"),
+        "stride_swap_same": ("yes" if diff < 1e-4 else "no",
+                             f"same weights, stride moved to the first 1x1: max |logit diff| = "
+                             f"{diff:.3g} (section 3 of the output)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.08`) before running it;
+# `python -m dlcourse check 05.08` compares your answers with what the run measures.
+# PREDICT bottleneck_saving (2x / 4x / 17x / 64x): at 256 channels, how many times fewer weights does a bottleneck block (256 -> 64 -> 256) have than a basic block of two 3x3 convs?
+# ANSWER bottleneck_saving:
+# PREDICT stride_swap_same (yes / no): load ResNet-50 v1.5 weights into a net that puts each stride on the first 1x1 instead of the 3x3: are the logits the same?
+# ANSWER stride_swap_same:
 
 
 if __name__ == "__main__":

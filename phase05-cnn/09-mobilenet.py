@@ -80,15 +80,19 @@ class InvertedResidual(nn.Module):
 
     def __init__(self, c_in, c_out, stride, t):
         super().__init__()
+        # EXERCISE ir_layers: hidden = round(c_in * t); a skip only at stride 1 with c_in == c_out; [1x1 conv_bn_relu6 to hidden, unless t == 1] + 3x3 depthwise conv_bn_relu6 (groups=hidden, the stride) + a 1x1 conv to c_out with BN and NO activation, in self.conv
         hidden = int(round(c_in * t))
         self.use_skip = stride == 1 and c_in == c_out
         layers = [conv_bn_relu6(c_in, hidden, k=1)] if t != 1 else []
         layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),   # depthwise
                    nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out)]
         self.conv = nn.Sequential(*layers)
+        # END EXERCISE
 
     def forward(self, x):
+        # EXERCISE ir_forward: x + conv(x) when the block has a skip, else conv(x)
         return x + self.conv(x) if self.use_skip else self.conv(x)
+        # END EXERCISE
 
 
 class MobileNetV2(nn.Module):
@@ -118,12 +122,14 @@ def depthwise_conv2d(x, w, stride=1, padding=0):
     Lesson 01's im2col lays out the patches with rows ordered (c, ki, kj); where a standard
     convolution multiplies them by a (C_out, C*kh*kw) matrix, a depthwise one only takes, per
     channel, the dot product of that channel's kh*kw rows with that channel's kernel."""
+    # EXERCISE depthwise_conv2d: im2col viewed as (B, C, kh*kw, L), times each channel's flattened kernel, summed over the kh*kw axis, then reshaped to (B, C, OH, OW)
     B, C, H, W = x.shape
     _, _, kh, kw = w.shape
     (sh, sw), (ph, pw) = conv.pair(stride), conv.pair(padding)
     cols = conv.im2col(x, kh, kw, stride, padding).view(B, C, kh * kw, -1)   # (B, C, kh*kw, L)
     y = (cols * w.reshape(1, C, kh * kw, 1)).sum(dim=2)                     # (B, C, L)
     return y.view(B, C, conv.out_size(H, kh, sh, ph), conv.out_size(W, kw, sw, pw))
+    # END EXERCISE
 
 
 def pointwise_conv2d(x, w):
@@ -285,7 +291,23 @@ def main(args) -> dict:
     check.less(f"relative error after ReLU in {MANIFOLD_DIMS[-1]} dims (kept)", errors[-1], 0.05)
     metrics.update(pointwise_mac_share=shares["1x1 (pointwise)"] / sum(shares.values()),
                    relu_error_2d=errors[0], relu_error_30d=errors[-1])
-    return cli.finish(run, metrics)
+    top = max(shares, key=shares.get)
+    return cli.finish(run, metrics, answers={
+        "most_macs": (top.split(" (")[0], ", ".join(f"{k}: {v / sum(shares.values()):.1%}"
+                                                  for k, v in shares.items()) + " (mac_shares.png)"),
+        "relu_survives": ({(True, True): "both", (True, False): "2 only", (False, True): "30 only",
+                           (False, False): "neither"}[errors[0] < 0.05, errors[-1] < 0.05],
+                              f"relative reconstruction error after ReLU: {errors[0]:.2f} in "
+                              f"{MANIFOLD_DIMS[0]} dims, {errors[-1]:.2f} in {MANIFOLD_DIMS[-1]} "
+                              "(relu_manifold.png)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.09`) before running it;
+# `python -m dlcourse check 05.09` compares your answers with what the run measures.
+# PREDICT most_macs (1x1 / 3x3 depthwise / other): which kind of layer does most of MobileNetV2's multiply-adds?
+# ANSWER most_macs:
+# PREDICT relu_survives (2 only / 30 only / both / neither): a 2-D spiral, embedded by a random matrix into n dims, through ReLU: for which n (2 or 30) can the best linear map bring it back (relative error under 0.05)?
+# ANSWER relu_survives:
 
 
 if __name__ == "__main__":

@@ -72,8 +72,10 @@ class SqueezeExcitation(nn.Module):
         self.scale_activation = nn.Sigmoid()
 
     def forward(self, x):
+        # EXERCISE se_forward: per channel, mean over H and W, fc1, SiLU, fc2, sigmoid: a (B, C, 1, 1) gate that multiplies x
         s = self.fc2(self.activation(self.fc1(self.avgpool(x))))   # (B, C, 1, 1)
         return x * self.scale_activation(s)
+        # END EXERCISE
 
 
 class StochasticDepth(nn.Module):
@@ -85,10 +87,12 @@ class StochasticDepth(nn.Module):
         self.p = p
 
     def forward(self, x):
+        # EXERCISE stochastic_depth: identity in eval mode or when p = 0; else one Bernoulli(1 - p) keep per sample, shape (B, 1, 1, 1), drawn with Tensor.bernoulli_, and x * keep / (1 - p)
         if not self.training or self.p == 0.0:
             return x
         keep = torch.empty(x.shape[0], 1, 1, 1, device=x.device).bernoulli_(1 - self.p)
         return x * keep / (1 - self.p)
+        # END EXERCISE
 
 
 class MBConv(nn.Module):
@@ -96,6 +100,7 @@ class MBConv(nn.Module):
 
     def __init__(self, t, k, stride, c_in, c_out, drop, bn_eps=1e-5):
         super().__init__()
+        # EXERCISE mbconv_layers: hidden = divisible(c_in * t); a skip only at stride 1 with c_in == c_out; [1x1 expand unless t == 1] + kxk depthwise (stride) + SqueezeExcitation(hidden, max(1, c_in // 4)) + 1x1 projection without activation, in self.block; StochasticDepth(drop)
         hidden = divisible(c_in * t)
         self.use_res_connect = stride == 1 and c_in == c_out
         layers = [conv_bn_act(c_in, hidden, bn_eps=bn_eps)] if t != 1 else []
@@ -104,6 +109,7 @@ class MBConv(nn.Module):
                    conv_bn_act(hidden, c_out, act=False, bn_eps=bn_eps)]
         self.block = nn.Sequential(*layers)
         self.stochastic_depth = StochasticDepth(drop)
+        # END EXERCISE
 
     def forward(self, x):
         out = self.block(x)
@@ -208,7 +214,23 @@ def main(args) -> dict:
                                   resnet.load_weights(model, tv), tv, x)
     sd = [m.p for m in model.modules() if isinstance(m, StochasticDepth)]
     print(f"    stochastic depth: {len(sd)} blocks, drop probability {sd[0]:.2f} ... {sd[-1]:.3f}")
-    return cli.finish(run, metrics)
+    ratio = points["efficientnet_b1"][0] / points["efficientnet_b0"][0]
+    options = ("1x", "2x", "4x")
+    return cli.finish(run, metrics, answers={
+        "b1_cost": (min(options, key=lambda o: abs(math.log(float(o[:-1]) / ratio))),
+                    f"B0 {points['efficientnet_b0'][0]:.3f} G MACs, B1 {points['efficientnet_b1'][0]:.3f} "
+                    f"G: {ratio:.2f}x (section 2 of the output; families.png)"),
+        "first_block_dropped": ("yes" if sd[0] > 0 else "no",
+                                f"drop probabilities ramp from {sd[0]:.2f} (first block) to "
+                                f"{sd[-1]:.3f} (last of {len(sd)}) (section 3 of the output)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.10`) before running it;
+# `python -m dlcourse check 05.10` compares your answers with what the run measures.
+# PREDICT b1_cost (1x / 2x / 4x): one step of compound scaling, B0 -> B1 (depth x1.1, 240 px): how many times B0's multiply-adds does B1 need?
+# ANSWER b1_cost:
+# PREDICT first_block_dropped (yes / no): in training, can stochastic depth skip the first MBConv block?
+# ANSWER first_block_dropped:
 
 
 if __name__ == "__main__":

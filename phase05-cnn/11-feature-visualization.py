@@ -144,6 +144,7 @@ def blur(x):
 def maximise(model, score_fn, n, steps, device, gen):
     """Gradient ascent on the input: x <- x + lr * g/|g| - l2 * x, blurred now and then and
     clamped to the data range. score_fn(model, x) -> (n,) scores, one target per image."""
+    # EXERCISE maximise: freeze the weights; x = 0.05 * noise (from gen); each step g = d score.sum() / dx scaled to unit norm per image, x += ASCENT_LR * SIZE * g - ASCENT_L2 * x, blur every BLUR_EVERY steps, clamp to PIXEL_RANGE; return x, start and end scores
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)                             # only the input is optimised
@@ -161,14 +162,17 @@ def maximise(model, score_fn, n, steps, device, gen):
     for p in model.parameters():
         p.requires_grad_(True)
     return x.detach(), start, score_fn(model, x).detach()
+    # END EXERCISE
 
 
 def capture_mean(model, x, chans):
     """Mean activation of conv3 channel chans[i] for image i (differentiable, no hooks)."""
+    # EXERCISE capture_mean: call the layers by hand, block 1 and 2 each conv -> bn -> relu -> 2x2 max pool, block 3 without the pool; then image i's channel chans[i], averaged over H and W
     a = F.max_pool2d(model.relu1(model.bn1(model.conv1(x))), 2)
     a = F.max_pool2d(model.relu2(model.bn2(model.conv2(a))), 2)
     a = model.relu3(model.bn3(model.conv3(a)))                                   # (n, 32, 8, 8)
     return a[torch.arange(len(x), device=x.device), chans].mean(dim=(1, 2))
+    # END EXERCISE
 
 
 def show_grid(axes, images, titles, cmap="gray"):
@@ -262,9 +266,20 @@ def main(args) -> dict:
                                     for c, e in zip(chans, end_ch)])
     fig.suptitle("inputs synthesised by gradient ascent (from faint noise, blurred, clamped)")
     plot.save(fig, run, "activation_max.png")
+    beaten = int((end > best_real).sum())
     return cli.finish(run, {"test_acc": acc, "val_acc": hist["val_acc"][-1],
                             "ascent_over_best_real_min": float((end / best_real).min()),
-                            "epochs": len(hist["epoch"])})
+                            "epochs": len(hist["epoch"])}, answers={
+        "beats_real": ("all" if beaten == len(CLASSES) else "none" if beaten == 0 else "some",
+                       f"{beaten}/{len(CLASSES)} classes: synthesised logit above the best real "
+                       f"test image's, smallest ratio {(end / best_real).min():.2f} "
+                       "(section 3 of the output; activation_max.png)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.11`) before running it;
+# `python -m dlcourse check 05.11` compares your answers with what the run measures.
+# PREDICT beats_real (all / some / none): gradient ascent from faint noise on each class's logit: for how many classes does the synthesised input score higher than the best real test image of that class?
+# ANSWER beats_real:
 
 
 if __name__ == "__main__":

@@ -105,11 +105,13 @@ class GradCAM:
     def __call__(self, model, x, score_fn):
         """score_fn(logits) -> (B,) scores; one backward for the whole batch, since each
         image's score depends only on that image."""
+        # EXERCISE grad_cam: eval mode, one backward of score_fn(model(x)).sum() (the hooks fill self.acts and self.grads); alpha = grads averaged over H and W; return ReLU(sum_k alpha_k A_k), shape (B, h, w)
         model.eval()
         x = x.clone().requires_grad_(True)                # a graph even when params are frozen
         score_fn(model(x)).sum().backward()
         alpha = self.grads.mean(dim=(2, 3), keepdim=True)                # (B, K, 1, 1)
         return F.relu((alpha * self.acts).sum(dim=1))                    # (B, h, w)
+        # END EXERCISE
 
     def remove(self):
         self.handle.remove()
@@ -117,12 +119,14 @@ class GradCAM:
 
 def peaks_in_boxes(cams, boxes):
     """Upsample each map to the image size; is its arg-max pixel inside the object's box?"""
+    # EXERCISE peaks_in_boxes: bilinear upsampling to SIZE x SIZE; the arg-max's flat index gives x = index % SIZE, y = index // SIZE; inside when x0 - 0.5 <= x <= x1 + 0.5 and likewise for y (boxes are x0, y0, x1, y1)
     up = F.interpolate(cams[:, None], size=SIZE, mode="bilinear", align_corners=False)[:, 0]
     flat = up.flatten(1).argmax(dim=1)
     px, py = (flat % SIZE).float(), (flat // SIZE).float()
     inside = (px >= boxes[:, 0] - 0.5) & (px <= boxes[:, 2] + 0.5) & \
              (py >= boxes[:, 1] - 0.5) & (py <= boxes[:, 3] + 0.5)      # pixel centres vs box edges
     return inside, up, px, py
+    # END EXERCISE
 
 
 def figure(run, x, y, pred, boxes, maps, hits):
@@ -225,7 +229,17 @@ def main(args) -> dict:
     figure(run, xs, ys, pred[has_obj], boxes, [maps_raw, maps_margin], [hit_raw, hit_margin])
     return cli.finish(run, {"test_acc": acc, "val_acc": hist["val_acc"][-1],
                             "final_train_loss": hist["train_loss"][-1], "hit_margin": share_margin,
-                            "hit_raw_logit": share_raw, "epochs": len(hist["epoch"])})
+                            "hit_raw_logit": share_raw, "epochs": len(hist["epoch"])}, answers={
+        "margin_hits": ("under 50%" if share_margin < 0.5 else "50% to 90%" if share_margin < 0.9
+                        else "over 90%", f"margin peak inside the box for {share_margin:.1%} of "
+                        f"{len(xs)} test images with an object (raw logit {share_raw:.1%}; "
+                        "overlays.png)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 05.12`) before running it;
+# `python -m dlcourse check 05.12` compares your answers with what the run measures.
+# PREDICT margin_hits (under 50% / 50% to 90% / over 90%): for what share of the test images with an object does the Grad-CAM peak of the class margin fall inside the object's box?
+# ANSWER margin_hits:
 
 
 if __name__ == "__main__":

@@ -190,6 +190,7 @@ def flip(x, which):
 def crop(x, dy, dx, pad=PAD):
     """Reflect-pad by `pad`, then cut each image's H x W window at offset (dy, dx) in [0, 2 pad].
     Offset (pad, pad) is 'no shift'. One gather for the whole batch, on whatever device x is."""
+    # EXERCISE crop: reflect-pad by pad, then image b's rows are dy[b] + arange(H) and columns dx[b] + arange(W): gather them all at once with broadcast index tensors (b, c, rows, cols)
     B, C, H, W = x.shape
     xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")          # (B, C, H+2p, W+2p)
     rows = dy[:, None] + torch.arange(H, device=x.device)        # (B, H)
@@ -197,13 +198,16 @@ def crop(x, dy, dx, pad=PAD):
     b = torch.arange(B, device=x.device)[:, None, None, None]
     c = torch.arange(C, device=x.device)[None, :, None, None]
     return xp[b, c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
+    # END EXERCISE
 
 
 def augment(x):
     """Random translate by up to PAD pixels, then a random left-right flip, per image."""
+    # EXERCISE augment: per image, offsets dy and dx uniform in 0 .. 2 PAD (on x's device), crop, then flip with probability 1/2
     B = len(x)
     dy, dx = (torch.randint(0, 2 * PAD + 1, (B,), device=x.device) for _ in range(2))
     return flip(crop(x, dy, dx), torch.rand(B, device=x.device) < 0.5)
+    # END EXERCISE
 
 
 def conv_bn(c_in, c_out):
@@ -245,11 +249,13 @@ class ResNet9(nn.Module):
 def one_cycle_lr(step, total, peak=PEAK_LR, warm=WARMUP_FRACTION, div=25.0, final_div=1e4):
     """Scratch formula of torch's OneCycleLR(anneal_strategy='linear'): a straight line from
     peak/div up to peak at step warm*total - 1, then down to peak/(div*final_div) at total - 1."""
+    # EXERCISE one_cycle_lr: straight line from peak/div at step 0 to peak at step warm*total - 1, then straight down to peak/div/final_div at step total - 1
     top = warm * total - 1
     start, end = peak / div, peak / div / final_div
     if step <= top:
         return start + (peak - start) * step / top
     return peak + (end - peak) * (step - top) / (total - 1 - top)
+    # END EXERCISE
 
 
 def one_cycle(opt, total):

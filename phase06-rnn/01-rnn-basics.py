@@ -58,7 +58,9 @@ def rnn_cell(x_t, h, p):
     """One Elman step. x_t (B, I), h (B, H); p holds w_ih (H, I), w_hh (H, H), b_ih, b_hh (H,).
     Two biases where one would do: that is PyTorch's parameterisation, kept so weights copy 1:1.
     Rows of x_t are examples, so W x becomes x @ W.T."""
+    # EXERCISE rnn_cell: h' = tanh(x_t W_ih^T + b_ih + h W_hh^T + b_hh), rows are examples
     return torch.tanh(x_t @ p["w_ih"].T + p["b_ih"] + h @ p["w_hh"].T + p["b_hh"])
+    # END EXERCISE
 
 
 def hidden(state):
@@ -70,11 +72,13 @@ def run_layer(cell, x, state, p):
     """Unroll `cell` over time with the same weights p at every step.
     x (B, T, I) batch-first; state (B, H) or a tuple of such tensors (LSTM: (h, c)).
     Returns the outputs (B, T, H), one h per step, and the final state."""
+    # EXERCISE run_layer: for each t, state = cell(x[:, t], state, p) and keep hidden(state); stack the outputs on dim 1, return them and the final state
     outputs = []
     for t in range(x.shape[1]):                 # time is dim 1: batch-first
         state = cell(x[:, t], state, p)         # x[:, t]: (B, I)
         outputs.append(hidden(state))           # (B, H)
     return torch.stack(outputs, dim=1), state   # (B, T, H)
+    # END EXERCISE
 
 
 def layer_state(state, k):
@@ -94,11 +98,13 @@ def run_stack(cell, x, state, params):
     """A stack of len(params) layers: layer k's outputs are layer k+1's inputs, and each layer
     starts from its own slice of the initial state (PyTorch's layout, (L, B, H)).
     Returns the top layer's outputs (B, T, H) and every layer's final state (L, B, H)."""
+    # EXERCISE run_stack: layer k runs on the previous layer's outputs from layer_state(state, k); collect each final state and stack_states them
     finals = []
     for k, p in enumerate(params):
         x, final = run_layer(cell, x, layer_state(state, k), p)   # (B, T, H)
         finals.append(final)
     return x, stack_states(finals)
+    # END EXERCISE
 
 
 # ------------------------------------------------------------------------- weights
@@ -281,13 +287,26 @@ def main(args) -> dict:
     axes[2].set(xlabel="step", ylabel="MSE", yscale="log", title="training")
     axes[2].legend(fontsize=8)
     plot.save(fig, run, "rnn_basics.png")
+    probe = nn.RNN(3, 4, num_layers=2, batch_first=True)           # B=5, T=7, L=2, H=4: all differ
+    _, h_n = probe(torch.zeros(5, 7, 3))
+    layout = {(2, 5, 4): "layers first", (5, 2, 4): "batch first"}.get(tuple(h_n.shape), "other")
     return cli.finish(run, {"steps": run.steps, "max_diff_vs_nn_rnn": worst,
                             "best_val_mse": best_val, "best_step": best_step,
-                            "test_mse": test_mse, "persistence_mse": persistence})
+                            "test_mse": test_mse, "persistence_mse": persistence}, answers={
+        "hn_layout": (layout, f"nn.RNN(3, 4, num_layers=2, batch_first=True) on x (5, 7, 3): "
+                      f"h_n {tuple(h_n.shape)} = (L, B, H); batch_first only changes x and out"),
+        "beats_half_persistence": ("yes" if test_mse < persistence / 2 else "no",
+                                   f"test MSE {test_mse:.4f} vs persistence {persistence:.4f} "
+                                   "(rnn_basics.png, right)")})
 
 
-# Questions to predict before running:
-# - nn.RNN(batch_first=True): what shape is h_n, (B, L, H) or (L, B, H)?
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.01`) before running it;
+# `python -m dlcourse check 06.01` compares your answers with what the run measures.
+# PREDICT hn_layout (batch first / layers first): nn.RNN(batch_first=True, num_layers=2): is h_n laid out (B, L, H), batch first, or (L, B, H), layers first?
+# ANSWER hn_layout:
+# PREDICT beats_half_persistence (yes / no): does the trained RNN's test MSE come in under half of the persistence baseline's ("next value = this value")?
+# ANSWER beats_half_persistence:
+# More to think about before running:
 # - With h0 = 0, which term of the cell does the first step not exercise?
 # - Why can persistence not be beaten by much at the lowest frequencies, and what does the
 #   RNN have to learn that persistence ignores?

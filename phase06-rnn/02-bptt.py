@@ -102,6 +102,7 @@ def rnn_backward(p, x, hs, d_logits):
     computed from the last step backwards; then dL/dz_t = dL/dh_t * (1 - h_t^2). The weights
     are shared by all steps, so their gradients are sums over t of each step's part.
     Returns a dict with one gradient per parameter, plus 'h0' and 'x'."""
+    # EXERCISE rnn_backward: from the last step back: dL/dh_t = dlogits_t W_out + dL/dz_{t+1} W_hh, dL/dz_t = dL/dh_t (1 - h_t^2); sum each step's dz^T x_t, dz^T h_{t-1}, dz into the shared weights' gradients
     _, n_steps, _ = x.shape
     g = {name: torch.zeros_like(v) for name, v in p.items()}
     g["W_out"] = d_logits.flatten(0, 1).T @ hs[:, 1:].flatten(0, 1)   # (V, B*T) @ (B*T, H)
@@ -120,6 +121,7 @@ def rnn_backward(p, x, hs, d_logits):
     g["h0"] = d_h_next                                        # the initial state is an input too
     g["x"] = d_x
     return g
+    # END EXERCISE
 
 
 def truncated_bptt(p, x, y, h0, k):
@@ -129,6 +131,7 @@ def truncated_bptt(p, x, y, h0, k):
     the whole sequence's number of targets, so the chunk losses add up to the full loss, and
     the summed gradients are what autograd gives for that loss with the detach in the graph.
     k >= T is full BPTT. Returns the loss and the gradients (parameters, 'h0', 'x')."""
+    # EXERCISE truncated_bptt: chunks of k steps: forward from the carried h, loss over the WHOLE sequence's target count, rnn_backward; sum the weight gradients, keep each chunk's dL/dx, dL/dh0 from the first chunk only; h = the chunk's last state
     n = (y >= 0).sum().to(x.dtype)
     grads = {name: torch.zeros_like(v) for name, v in p.items()}
     grads["x"] = torch.zeros_like(x)
@@ -146,6 +149,7 @@ def truncated_bptt(p, x, y, h0, k):
         h = hs[:, -1]               # the state carries on into the next chunk
         total = total + loss
     return total, grads
+    # END EXERCISE
 
 
 def autograd_grads(p, x, y, h0, k=None):
@@ -311,11 +315,29 @@ def main(args) -> dict:
                   f"{MARGIN}", acc_long - acc_short, MARGIN)
     check.greater(f"full BPTT beats k={K_SHORT} by {MARGIN}", acc_full - acc_short, MARGIN)
     figure(run, reach, curves)
-    # Questions to predict before running: with K_SHORT = DELAY exactly, can it learn? (A chunk
+    # More to think about before running: with K_SHORT = DELAY exactly, can it learn? (A chunk
     # of DELAY steps has paths of at most DELAY - 1 steps.) Why can k=3 still beat chance a
     # little? (The carried state holds some of the past by accident; the readout can use it.)
+    before = reach["truncated"][:, :reach["cut"]]
+    inside = reach["truncated"][:, reach["cut"]:].abs().max().item()
     return cli.finish(run, {"steps": run.steps, "val_acc_full": acc_full,
-                            f"val_acc_k{K_LONG}": acc_long, f"val_acc_k{K_SHORT}": acc_short})
+                            f"val_acc_k{K_LONG}": acc_long, f"val_acc_k{K_SHORT}": acc_short},
+                      answers={
+        "short_k_learns": ("yes" if acc_full - acc_short < MARGIN else "no",
+                           f"validation accuracy: full BPTT {acc_full:.3f}, k={K_LONG} {acc_long:.3f}, "
+                           f"k={K_SHORT} {acc_short:.3f} (chance {1 / N_SYMBOLS:.2f}; bptt.png, right)"),
+        "before_cut": ("exactly zero" if int(torch.count_nonzero(before)) == 0 else
+                       "tiny" if before.abs().max().item() < 1e-6 * inside else "comparable",
+                       f"largest |dL/dx| before the cut {before.abs().max().item():.3g}, inside the "
+                       f"last chunk {inside:.3g} (bptt.png, middle)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.02`) before running it;
+# `python -m dlcourse check 06.02` compares your answers with what the run measures.
+# PREDICT short_k_learns (yes / no): the delay task's answer lies 4 steps back; trained with truncation k = 3, does validation accuracy get within 0.25 of full BPTT's?
+# ANSWER short_k_learns:
+# PREDICT before_cut (exactly zero / tiny / comparable): truncated BPTT, loss of the last chunk only: how large is its gradient with respect to the inputs before the chunk starts?
+# ANSWER before_cut:
 
 
 if __name__ == "__main__":

@@ -112,13 +112,17 @@ def tanh_prime(h):
 def step_back(g, h, w_hh):
     """One step of BPTT in a tanh RNN whose loss sits later: h_t = tanh(W_ih x_t + W_hh h_{t-1}
     + b), so dL/dh_{t-1} = W_hh^T (dL/dh_t * tanh'(z_t)); rows are examples: (B, H)."""
+    # EXERCISE step_back: multiply dL/dh_t by tanh'(z_t) = 1 - h_t^2, then by W_hh (rows are examples, so W_hh^T v becomes v @ W_hh)
     return (g * tanh_prime(h)) @ w_hh
+    # END EXERCISE
 
 
 def step_jacobian(h, w_hh):
     """J_t = dh_t/dh_{t-1} = diag(tanh'(z_t)) W_hh, per example: (B, H, H). Backward,
     dL/dh_{t-1} = J_t^T dL/dh_t, so the ratio of norms is at most ||J_t||_2."""
+    # EXERCISE step_jacobian: diag(tanh'(z_t)) W_hh: row j of W_hh scaled by 1 - h_tj^2, batched to (B, H, H)
     return tanh_prime(h)[:, :, None] * w_hh                        # row j scaled by tanh'_j
+    # END EXERCISE
 
 
 def step_bound(h, w_hh):
@@ -183,12 +187,14 @@ def clip_grad_norm(params, max_norm):
     """Clip by global norm: if the whole gradient is longer than max_norm, scale every tensor by
     the same factor so that it has length max_norm. One factor keeps the direction; clipping
     each tensor on its own would turn it. Never scales up. Returns the norm before clipping."""
+    # EXERCISE clip_grad_norm: total = global norm of all gradients; scale every gradient in place by min(1, max_norm / (total + CLIP_EPS)); return total
     params = [p for p in params if p.grad is not None]
     total = global_grad_norm(params)
     coef = torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)
     for p in params:
         p.grad.mul_(coef)
     return total
+    # END EXERCISE
 
 
 def check_clipping(model, x, y):
@@ -330,11 +336,26 @@ def main(args) -> dict:
                late_raw / 2)
     figure(run, curves, {"||dL/dh_{t-1}|| / ||dL/dh_t||": ratio, "||J_t||_2": jac,
                          "||W_hh||_2 max tanh'": bound}, runs)
-    # Questions to predict before running: what does the RNN curve do with W_hh gain 1? Would
+    # More to think about before running: what does the RNN curve do with W_hh gain 1? Would
     # clipping each tensor to MAX_NORM on its own be the same as clipping the global norm?
+    most = max(("rnn", rnn), ("lstm", lstm), ("lstm with forget bias", lstm_fb), key=lambda kv: kv[1])
     return cli.finish(run, {"steps": run.steps, "decades_rnn": rnn, "decades_lstm": lstm,
                             "decades_lstm_forget_bias": lstm_fb, "decades_gain3": explode,
-                            "late_loss_no_clip": late_raw, "late_loss_clip": late_clip})
+                            "late_loss_no_clip": late_raw, "late_loss_clip": late_clip}, answers={
+        "most_reach": (most[0], f"gradient at the first token / at the last: RNN 10^{rnn:.1f}, "
+                       f"LSTM 10^{lstm:.1f}, LSTM with forget bias 10^{lstm_fb:.1f} "
+                       "(vanishing.png, top left)"),
+        "clip_lower_loss": ("with clipping" if late_clip < late_raw else "without clipping",
+                            f"late loss (last quarter): without clipping {late_raw:.3f}, with "
+                            f"{late_clip:.3f} (vanishing.png, bottom left)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.03`) before running it;
+# `python -m dlcourse check 06.03` compares your answers with what the run measures.
+# PREDICT most_reach (rnn / lstm / lstm with forget bias): which network carries the most gradient back to the first token, 50 steps before the loss?
+# ANSWER most_reach:
+# PREDICT clip_lower_loss (with clipping / without clipping): SGD on an RNN whose W_hh gain makes gradients explode: which run ends with the lower training loss?
+# ANSWER clip_lower_loss:
 
 
 if __name__ == "__main__":

@@ -49,9 +49,11 @@ MEMORY_STEPS = 40    # silent steps after the first input
 def lstm_gates(x_t, h, p):
     """The four gates at one step, each (B, H). One matmul per input computes all four:
     rows [0:H) of the weights are i, [H:2H) f, [2H:3H) g, [3H:4H) o (PyTorch's order)."""
+    # EXERCISE lstm_gates: z = x_t W_ih^T + b_ih + h W_hh^T + b_hh is (B, 4H): split it into the i, f, g, o blocks in that order; sigmoid for i, f, o and tanh for g
     z = x_t @ p["w_ih"].T + p["b_ih"] + h @ p["w_hh"].T + p["b_hh"]   # (B, 4H)
     i, f, g, o = z.chunk(4, dim=1)                                     # (B, H) each
     return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    # END EXERCISE
 
 
 def lstm_cell(x_t, state, p):
@@ -59,10 +61,12 @@ def lstm_cell(x_t, state, p):
         c_t = f * c_{t-1} + i * g     the cell state: keep a share f of the old memory, write i*g
         h_t = o * tanh(c_t)           the output: a gated, squashed view of the memory
     The sum in c_t (not a product of Jacobians) is what lets gradients cross many steps."""
+    # EXERCISE lstm_cell: unpack (h, c), get the gates, c_t = f c + i g, h_t = o tanh(c_t); return (h_t, c_t)
     h, c = state
     i, f, g, o = lstm_gates(x_t, h, p)
     c = f * c + i * g
     return o * torch.tanh(c), c
+    # END EXERCISE
 
 
 def reorder_gates(p, src, dst):
@@ -100,16 +104,18 @@ def check_against_nn_lstm(run):
         # tells a correct weight conversion from a wrong one.
         ref_out, _ = ref(x, state0)
         params = basics.copy_weights(ref)
+        misread_diff = {}
         for order, where in OTHER_ORDERS.items():
             misread = [reorder_gates(p, GATES, order) for p in params]
             out, _ = basics.run_stack(lstm_cell, x, state0, misread)
             diff = (out - ref_out).abs().max().item()
+            misread_diff[order] = diff
             check.greater(f"weights read in {where} order differ from nn.LSTM (max |diff|)",
                           diff, WRONG_MIN)
             back = [reorder_gates(p, order, GATES) for p in misread]
             out, _ = basics.run_stack(lstm_cell, x, state0, back)
             check.close(f"converted back from {order} to {GATES}: outputs", out, ref_out, atol=ATOL)
-    return worst
+    return worst, misread_diff
 
 
 def check_forget_closed_form(run):
@@ -193,7 +199,7 @@ def main(args) -> dict:
     run = cli.start(args, __file__)
     torch.set_num_threads(1)                    # same numbers whatever the core count
     torch.backends.cudnn.allow_tf32 = False     # cuDNN's LSTM may use TF32 on a GPU by default
-    worst = check_against_nn_lstm(run)
+    worst, misread = check_against_nn_lstm(run)
     with torch.no_grad():
         check_forget_closed_form(run)
         traces, forget_means = memory_traces(run)
@@ -228,14 +234,32 @@ def main(args) -> dict:
     ax.legend()
     fig.suptitle("LSTM gates on a random sequence (random init), and the forget gate's memory")
     plot.save(fig, run, "lstm.png")
+    f_rows = gate_rows("f", HIDDEN)
+    quarter = ("first", "second", "third", "fourth")[f_rows.start // HIDDEN]
+    longest = max(FORGET_BIASES, key=lambda s: final[s])
     return cli.finish(run, {"max_diff_vs_nn_lstm": worst,
                             **{f"trace_after_{MEMORY_STEPS}_bias_{s:+.0f}": final[s]
-                               for s in FORGET_BIASES}})
+                               for s in FORGET_BIASES}}, answers={
+        "forget_rows": (quarter, f"rows {f_rows.start}:{f_rows.stop} of weight_ih_l0 "
+                        f"({4 * HIDDEN}, {INPUT}) are f: the memory demo shifts exactly those "
+                        "(lstm.png, bottom)"),
+        "tf1_weights": ("a quiet wrong net" if misread["igfo"] > WRONG_MIN else "the same net",
+                        f"TensorFlow 1's i, j, f, o order read as PyTorch's: no error, outputs off "
+                        f"by up to {misread['igfo']:.3g} (the check lines of the output)"),
+        "longest_memory": (f"{longest:+.0f}", ", ".join(f"bias {s:+.0f}: {final[s]:.1e}"
+                                                        for s in FORGET_BIASES)
+                           + f" = |dc/dx_0| after {MEMORY_STEPS} steps (lstm.png, bottom)")})
 
 
-# Questions to predict before running:
-# - nn.LSTM's weight_ih_l0 is (4H, I). Which rows belong to the forget gate?
-# - Loading TensorFlow 1 weights into nn.LSTM without reordering: an error, or a quiet wrong net?
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.04`) before running it;
+# `python -m dlcourse check 06.04` compares your answers with what the run measures.
+# PREDICT forget_rows (first / second / third / fourth): nn.LSTM's weight_ih_l0 is (4H, I): which quarter of its rows belongs to the forget gate?
+# ANSWER forget_rows:
+# PREDICT tf1_weights (an error / a quiet wrong net / the same net): load TensorFlow 1 LSTM weights (gate order i, g, f, o) into nn.LSTM without reordering: what do you get?
+# ANSWER tf1_weights:
+# PREDICT longest_memory (-2 / +0 / +2 / +4): shifting the forget gate's bias by -2, 0, +2 or +4: which keeps the first input's trace in the cell state longest?
+# ANSWER longest_memory:
+# More to think about before running:
 # - Many recipes start the forget bias at 1 (Gers et al. 2000; Jozefowicz et al. 2015). PyTorch
 #   does not. Which curve of the figure does that move a network towards?
 

@@ -50,6 +50,7 @@ def gru_gates(x_t, h, p):
         n = tanh(W_in x + b_in + r * (W_hn h + b_hn))       the candidate new state
     r multiplies W_hn h + b_hn, bias included, after the matmul: PyTorch's and cuDNN's choice,
     which lets one matmul per input compute all three blocks before r is known."""
+    # EXERCISE gru_gates: one matmul per input gives (B, 3H) blocks r, z, n; r and z are sigmoids of the sums, n = tanh(x_n + r * h_n) with r applied to the state's block after its bias
     gx = x_t @ p["w_ih"].T + p["b_ih"]                    # (B, 3H): the input's share
     gh = h @ p["w_hh"].T + p["b_hh"]                      # (B, 3H): the state's share
     x_r, x_z, x_n = gx.chunk(3, dim=1)                    # (B, H) each
@@ -58,13 +59,16 @@ def gru_gates(x_t, h, p):
     z = torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
     return r, z, n
+    # END EXERCISE
 
 
 def gru_cell(x_t, h, p):
     """One GRU step: h_t = (1 - z) * n + z * h_{t-1}, a gated average of the candidate and the
     old state (z = 1 keeps the old state unchanged: the GRU's route for long memories)."""
+    # EXERCISE gru_cell: h_t = (1 - z) n + z h
     r, z, n = gru_gates(x_t, h, p)
     return (1 - z) * n + z * h
+    # END EXERCISE
 
 
 def gru_cell_cho(x_t, h, p):
@@ -84,12 +88,14 @@ def param_count(kind, input_size, hidden_size, num_layers=1, bidirectional=False
     """Parameters of nn.RNN / nn.GRU / nn.LSTM (bias=True) by formula: per layer and
     direction, gates * H * (inputs + H) weights and 2 * gates * H biases (b_ih and b_hh);
     a layer above the first reads both directions of the layer below, H * directions inputs."""
+    # EXERCISE param_count: per layer and direction: gates * H * (inputs + H) weights + 2 * gates * H biases; layer 0 reads input_size, higher layers H * directions
     gates, directions = GATES_PER_KIND[kind], 2 if bidirectional else 1
     total = 0
     for k in range(num_layers):
         n_in = input_size if k == 0 else hidden_size * directions
         total += directions * (gates * hidden_size * (n_in + hidden_size) + 2 * gates * hidden_size)
     return total
+    # END EXERCISE
 
 
 def check_against_nn_gru(run):
@@ -167,12 +173,39 @@ def main(args) -> dict:
     axes[-1].set(title="parameters, input {}, hidden {}".format(*FIGURE_SIZES))
     fig.suptitle("GRU gates on a random sequence (random init), and the cost of gating")
     plot.save(fig, run, "gru.png")
+    ratio = counts["LSTM"] / counts["GRU"]
+    cho_diff = cho_without_b_hn()
     return cli.finish(run, {"max_diff_vs_nn_gru": worst,
-                            **{f"params_{kind}": n for kind, n in counts.items()}})
+                            **{f"params_{kind}": n for kind, n in counts.items()}}, answers={
+        "lstm_vs_gru": ("equal" if abs(ratio - 1) < 0.01 else "a third more"
+                        if abs(ratio - 4 / 3) < 0.01 else "twice" if abs(ratio - 2) < 0.01 else "other",
+                        f"input {FIGURE_SIZES[0]}, hidden {FIGURE_SIZES[1]}: LSTM {counts['LSTM']:,}, "
+                        f"GRU {counts['GRU']:,} = {ratio:.3f}x: 4 gate blocks vs 3 (gru.png, right)"),
+        "cho_no_bias": ("yes" if cho_diff < 1e-5 else "no",
+                        f"every b_hn = 0: Cho et al.'s variant vs nn.GRU's cell, max |diff| "
+                        f"{cho_diff:.3g} (r * (W_hn h) is not W_hn (r * h))")})
 
 
-# Questions to predict before running:
-# - An LSTM and a GRU of the same hidden size: which has more parameters, and by what ratio?
+def cho_without_b_hn():
+    """Cho et al.'s variant against the cell nn.GRU computes, with every b_hn set to zero."""
+    gen = torch.Generator().manual_seed(0)
+    p = {"w_ih": torch.randn(3 * HIDDEN, INPUT, generator=gen, dtype=torch.float64),
+         "w_hh": torch.randn(3 * HIDDEN, HIDDEN, generator=gen, dtype=torch.float64),
+         "b_ih": torch.randn(3 * HIDDEN, generator=gen, dtype=torch.float64),
+         "b_hh": torch.randn(3 * HIDDEN, generator=gen, dtype=torch.float64)}
+    p["b_hh"][2 * HIDDEN:] = 0
+    x = torch.randn(BATCH, INPUT, generator=gen, dtype=torch.float64)
+    h = torch.randn(BATCH, HIDDEN, generator=gen, dtype=torch.float64)
+    return (gru_cell(x, h, p) - gru_cell_cho(x, h, p)).abs().max().item()
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.05`) before running it;
+# `python -m dlcourse check 06.05` compares your answers with what the run measures.
+# PREDICT lstm_vs_gru (equal / a third more / twice): an LSTM and a GRU of the same input and hidden sizes: how many parameters does the LSTM have compared with the GRU?
+# ANSWER lstm_vs_gru:
+# PREDICT cho_no_bias (yes / no): if every b_hn were zero, would Cho et al.'s variant (r scales h before W_hn) compute the same as nn.GRU?
+# ANSWER cho_no_bias:
+# More to think about before running:
 # - If z = 1 at every step, what is h_T? And if z = 0?
 # - Would Cho et al.'s variant still equal nn.GRU if every b_hn were zero? If h0 were zero?
 

@@ -73,6 +73,7 @@ def run_rnn(cell, x, state, params, bidirectional=False):
     flipped back, so that out[:, t] describes x[:, t] from both sides. A layer above the first
     reads both directions: H * directions features.
     Returns the top layer's outputs (B, T, H * directions) and every final state."""
+    # EXERCISE run_rnn: per layer k and direction d (state and params index j = k * directions + d): run_layer on x, or on x.flip(1) flipping the outputs back; concatenate the directions on dim 2 as the next layer's input; stack the final states
     directions = 2 if bidirectional else 1
     assert len(params) % directions == 0, "need one weight dict per layer and direction"
     finals = []
@@ -86,6 +87,7 @@ def run_rnn(cell, x, state, params, bidirectional=False):
             finals.append(final)
         x = torch.cat(outs, dim=2)                         # (B, T, H * directions)
     return x, basics.stack_states(finals)
+    # END EXERCISE
 
 
 def check_against_torch(run):
@@ -239,14 +241,40 @@ def main(args) -> dict:
                 title="accuracy by the current token")
     axes[1].legend(fontsize=8)
     plot.save(fig, run, "bidirectional.png")
+    hn1, hn1_diff = which_state_is_h_n_1()
     return cli.finish(run, {"steps": run.steps, "max_diff_vs_torch": worst,
                             "val_acc_forward": uni, "val_acc_bidirectional": bi,
-                            "forward_only_bound": bound, "chosen": chosen, "test_acc": test_acc})
+                            "forward_only_bound": bound, "chosen": chosen, "test_acc": test_acc},
+                      answers={
+        "h_n_1": (hn1, f"h_n[1] of a 2-layer bidirectional nn.GRU vs the reverse state of its "
+                  f"layer 0 alone: max |diff| {hn1_diff:.2g}; order: layer 0 fwd, layer 0 rev, "
+                  "layer 1 fwd, layer 1 rev"),
+        "better_tagger": (chosen, f"best validation accuracy: forward only {uni:.3f}, "
+                          f"bidirectional {bi:.3f}; best possible without x(t+{AHEAD}) "
+                          f"{bound:.3f} (bidirectional.png, left)")})
 
 
-# Questions to predict before running:
-# - nn.GRU(bidirectional=True, num_layers=2): is h_n[1] layer 1's forward state, or layer 0's
-#   reverse state?
+def which_state_is_h_n_1():
+    """h_n[1] of nn.GRU(bidirectional=True, num_layers=2): layer 0's reverse state (a one-layer
+    copy with the same layer-0 weights gives it) or layer 1's forward one? Returns the answer
+    and the difference from layer 0's reverse state."""
+    torch.manual_seed(0)
+    two = nn.GRU(INPUT, HIDDEN, num_layers=2, batch_first=True, bidirectional=True)
+    one = nn.GRU(INPUT, HIDDEN, num_layers=1, batch_first=True, bidirectional=True)
+    one.load_state_dict({k: v for k, v in two.state_dict().items() if "_l0" in k})
+    x = torch.randn(BATCH, TIME, INPUT)
+    with torch.no_grad():
+        diff = (two(x)[1][1] - one(x)[1][1]).abs().max().item()
+    return ("layer 0 reverse" if diff < 1e-6 else "layer 1 forward"), diff
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.06`) before running it;
+# `python -m dlcourse check 06.06` compares your answers with what the run measures.
+# PREDICT h_n_1 (layer 1 forward / layer 0 reverse): nn.GRU(bidirectional=True, num_layers=2): whose final state is h_n[1]?
+# ANSWER h_n_1:
+# PREDICT better_tagger (forward only / bidirectional): tagging "is the token 3 steps ahead larger than this one?": which GRU tagger wins on validation?
+# ANSWER better_tagger:
+# More to think about before running:
 # - For a sentence classifier on a bidirectional RNN, why is out[:, -1] a poor summary?
 # - Why could a bidirectional network not generate text one token at a time?
 

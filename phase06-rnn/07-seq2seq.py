@@ -107,8 +107,10 @@ def shift_right(tgt_out):
     """The decoder's input in teacher forcing: BOS, then the target shifted right by one, so
     that position t sees y_1..y_{t-1} and must predict y_t. (The last target token, EOS or
     PAD, is never an input: nothing is predicted after it.)"""
+    # EXERCISE shift_right: prepend a column of BOS and drop the last target column: (B, T) in, (B, T) out
     bos = torch.full_like(tgt_out[:, :1], BOS)                 # (B, 1)
     return torch.cat([bos, tgt_out[:, :-1]], dim=1)            # (B, T)
+    # END EXERCISE
 
 
 def make_batch(sources, device):
@@ -171,6 +173,7 @@ class Seq2Seq(nn.Module):
 def greedy_decode(model, src, lengths, steps):
     """Inference: start from BOS and feed back the arg-max, one step at a time.
     Returns the tokens (B, steps) and each step's logits (B, steps, V)."""
+    # EXERCISE greedy_decode: encode once; from memory.final and a (B, 1) column of BOS, call model.decode one step at a time, feeding back its own arg-max; concatenate tokens and logits on dim 1
     memory = model.encode(src, lengths)
     state = memory.final
     token = torch.full((src.shape[0], 1), BOS, dtype=torch.long, device=src.device)   # (B, 1)
@@ -181,15 +184,18 @@ def greedy_decode(model, src, lengths, steps):
         tokens.append(token)
         logits.append(step_logits)
     return torch.cat(tokens, dim=1), torch.cat(logits, dim=1)
+    # END EXERCISE
 
 
 def masked_cross_entropy(logits, targets):
     """Mean cross-entropy over the real target tokens only (EOS included, PAD excluded).
     logits (B, T, V), targets (B, T). A plain mean over B*T would count the PAD positions,
     pulling the model towards predicting PAD after EOS and weighting short strings less."""
+    # EXERCISE masked_cross_entropy: per-token -log softmax at the target, times a mask that is 1 where targets != PAD; sum / number of real tokens
     nll = -logits.log_softmax(dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
     mask = (targets != PAD).to(nll.dtype)                      # (B, T): 1 real, 0 padding
     return (nll * mask).sum() / mask.sum()
+    # END EXERCISE
 
 
 # --- training and evaluation (lesson 08 trains its models with these) --------------------
@@ -390,10 +396,18 @@ def main(args) -> dict:
         f"test_token_acc_len{lo}": by_length[lo]["token_acc"],
         f"test_token_acc_len{hi}": by_length[hi]["token_acc"],
         f"test_exact_acc_len{lo}": by_length[lo]["exact_acc"],
-        f"test_exact_acc_len{hi}": by_length[hi]["exact_acc"]})
+        f"test_exact_acc_len{hi}": by_length[hi]["exact_acc"]}, answers={
+        "bottleneck": ("shorter" if by_length[lo]["token_acc"] > by_length[hi]["token_acc"]
+                       else "longer", f"test token accuracy: length {lo} "
+                       f"{by_length[lo]['token_acc']:.3f}, length {hi} "
+                       f"{by_length[hi]['token_acc']:.3f} (seq2seq.png, right)")})
 
 
-# Questions to predict before running:
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.07`) before running it;
+# `python -m dlcourse check 06.07` compares your answers with what the run measures.
+# PREDICT bottleneck (shorter / longer): the decoder sees the source only through one final state: which strings does it reverse more accurately, the shortest or the longest of the training lengths?
+# ANSWER bottleneck:
+# More to think about before running:
 # 1. Training loss is computed with teacher forcing, accuracy with greedy decoding. Which
 #    will look better early in training, and why can they disagree?
 # 2. Which source digit does the decoder get right most often, the first or the last it emits?

@@ -89,8 +89,10 @@ class AdditiveScore(nn.Module):
 
     def forward(self, q, k):
         # every (query, key) pair: (B, T, 1, A) + (B, 1, S, A) -> (B, T, S, A)
+        # EXERCISE additive_score: broadcast W_q q as (B, T, 1, A) against W_k k as (B, 1, S, A), tanh, then v to one number per pair: (B, T, S)
         pairs = torch.tanh(self.Wq(q).unsqueeze(2) + self.Wk(k).unsqueeze(1))
         return self.v(pairs).squeeze(-1)                       # (B, T, S)
+        # END EXERCISE
 
 
 def make_score(kind, hidden=s2s.HIDDEN):
@@ -102,8 +104,10 @@ def masked_softmax(scores, mask):
     """Softmax over the source axis with PAD positions removed: exp(-inf) = 0, so their
     weight is exactly 0 and the real positions' weights sum to 1.
     scores (B, T, S), mask (B, S) True at real tokens -> weights (B, T, S)."""
+    # EXERCISE masked_softmax: set the scores at PAD sources to -inf (one mask for every query step t), then softmax over the source axis
     scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))   # same mask for every t
     return scores.softmax(dim=-1)
+    # END EXERCISE
 
 
 def attend(score, query, keys, values, mask):
@@ -129,11 +133,13 @@ class AttentionSeq2Seq(s2s.Seq2Seq):
         self.combine = nn.Linear(2 * hidden, hidden)           # Luong's W_c
 
     def decode_with_weights(self, tokens, state, memory):
+        # EXERCISE decode_with_weights: run the decoder GRU on the embedded tokens; its outputs query the encoder states (keys and values, with the mask) via attend; logits = out(tanh(combine([context; outputs]))); return logits, state, weights
         outputs, state = self.decoder(self.tgt_embed(tokens), state)   # (B, T, H)
         context, weights = attend(self.score, outputs, memory.states, memory.states,
                                   memory.mask)                 # (B, T, H), (B, T, S)
         mixed = torch.tanh(self.combine(torch.cat([context, outputs], dim=-1)))   # (B, T, H)
         return self.out(mixed), state, weights
+        # END EXERCISE
 
     def decode(self, tokens, state, memory):
         logits, state, _ = self.decode_with_weights(tokens, state, memory)
@@ -336,10 +342,27 @@ def main(args) -> dict:
                 metrics[f"{kind}_test_{part}_{what}"] = pooled[kind, part][what]
     for kind, (a, z) in peaks.items():
         metrics[f"{kind}_mirrored_peak_in"], metrics[f"{kind}_mirrored_peak_long"] = a, z
-    return cli.finish(run, metrics)
+    attn = [k for k in models if k != "none"]
+    better = [k for k in attn if pooled[k, "long"]["exact_acc"] > base]
+    return cli.finish(run, metrics, answers={
+        "long_exact": ("attention" if len(better) == len(attn) else "no attention"
+                       if not better else "it depends", f"exact-sequence accuracy on "
+                       f"{LONG_LENGTHS[0]}-{LONG_LENGTHS[1]} digits: no attention {base:.3f}, " +
+                       ", ".join(f"{k} {pooled[k, 'long']['exact_acc']:.3f}" for k in attn) +
+                       " (length_generalisation.png)"),
+        "peak_position": ("mirrored" if all(peaks[k][0] > 0.5 for k in attn) else "other",
+                          "share of steps whose attention peak is the source position n-1-t "
+                          "(training lengths): " + ", ".join(f"{k} {peaks[k][0]:.2f}" for k in attn)
+                          + " (attention_heatmap.png)")})
 
 
-# Questions to predict before running:
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.08`) before running it;
+# `python -m dlcourse check 06.08` compares your answers with what the run measures.
+# PREDICT long_exact (attention / no attention / it depends): on strings longer than any seen in training, which models reverse more strings exactly right?
+# ANSWER long_exact:
+# PREDICT peak_position (same / mirrored / other): reversing a string of length n, at output step t, where does the attention weight mostly sit: on source position t (same), on n-1-t (mirrored), or elsewhere?
+# ANSWER peak_position:
+# More to think about before running:
 # 1. Without attention, which output digits of a 12-digit string come out right: the first
 #    few, the last few, or none?
 # 2. The attention models fit the training lengths almost perfectly. Where do they first go

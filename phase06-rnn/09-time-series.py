@@ -77,12 +77,14 @@ def make_windows(values, start, stop, window, horizon):
     values[s + window : s + window + horizon], with s = start + i. Returns X (N, window),
     Y (N, horizon) and the positions they came from, idx_in (N, window) and idx_out
     (N, horizon), so the checks can look at *where* each number came from."""
+    # EXERCISE make_windows: N = stop - start - window - horizon + 1 windows starting at s = start + i; inputs at s .. s + window - 1, targets at s + window .. s + window + horizon - 1 (index arrays, then values[idx])
     n = stop - start - window - horizon + 1
     assert n > 0, f"a split of {stop - start} points is too short for {window} + {horizon}"
     first = start + np.arange(n)[:, None]                       # (N, 1) window starts
     idx_in = first + np.arange(window)                          # (N, window)
     idx_out = first + window + np.arange(horizon)               # (N, horizon)
     return values[idx_in], values[idx_out], idx_in, idx_out
+    # END EXERCISE
 
 
 def fit_scaler(values, start, stop):
@@ -95,11 +97,13 @@ def fit_scaler(values, start, stop):
 def prepare(values, window=WINDOW, horizon=HORIZON, fractions=FRACTIONS):
     """Split, fit the scaler on the training part, scale everything with it, cut windows.
     Returns dict(splits, scaler, z, windows=[(X, Y, idx_in, idx_out) per split])."""
+    # EXERCISE prepare: chronological_split, fit the scaler on the TRAINING part only, scale the whole series with it, then make_windows inside each split
     splits = chronological_split(len(values), fractions)
     mean, std = fit_scaler(values, *splits[0])
     z = (values - mean) / std                                   # same map for every split
     windows = [make_windows(z, a, b, window, horizon) for a, b in splits]
     return {"splits": splits, "scaler": (mean, std), "z": z, "windows": windows}
+    # END EXERCISE
 
 
 # ---- baselines ------------------------------------------------------------------------------
@@ -119,8 +123,10 @@ def seasonal_persistence(X, horizon, period):
 def fit_ar(X, Y):
     """Linear autoregression y = [x, 1] @ W by least squares, one column of W per horizon
     step, solved through the normal equations (A^T A) W = A^T Y. Returns W (window + 1, horizon)."""
+    # EXERCISE fit_ar: A = [X, 1] (a column of ones last, for the bias); solve (A^T A) W = A^T Y
     A = np.hstack([X, np.ones((len(X), 1))])                    # (N, window + 1): bias last
     return np.linalg.solve(A.T @ A, A.T @ Y)
+    # END EXERCISE
 
 
 def predict_ar(W, X):
@@ -322,10 +328,20 @@ def main(args) -> dict:
     plot.save(fig, run, "forecasts.png")
     print("Question: persistence is hard to beat one step ahead on a smooth series; "
           "what happens to its error, and the LSTM's, at a horizon of a full season?")
+    worst = max(scores, key=lambda k: scores[k][0])
     return cli.finish(run, {"epochs": run.epochs, "best_epoch": hist["best_epoch"],
                             **{f"test_mae_{k}": v[0] for k, v in scores.items()},
                             "test_rmse_lstm": scores["lstm"][1],
-                            "test_rmse_persistence": scores["persistence"][1]})
+                            "test_rmse_persistence": scores["persistence"][1]}, answers={
+        "worst_forecast": (names[worst].split(" least")[0].lower().replace(f"({WINDOW})", ""),
+                           "test MAE: " + ", ".join(f"{names[k]} {m:.3f}" for k, (m, _) in
+                                                    scores.items()) + " (forecasts.png, left)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.09`) before running it;
+# `python -m dlcourse check 06.09` compares your answers with what the run measures.
+# PREDICT worst_forecast (persistence / seasonal persistence / ar / lstm): one step ahead on a seasonal series with trend and noise: which forecast has the largest test MAE?
+# ANSWER worst_forecast:
 
 
 if __name__ == "__main__":

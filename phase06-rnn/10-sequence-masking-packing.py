@@ -100,16 +100,20 @@ def run_packed(rnn, padded, lengths, state=None):
 def last_valid(outputs, lengths):
     """outputs (B, T, H) of a run over padding: the output at each sequence's last real step,
     t = L_i - 1, which for a one-directional RNN is that sequence's final hidden state."""
+    # EXERCISE last_valid: gather along time at index L_i - 1: an index tensor of shape (B, 1, H), then drop the time axis
     index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[2])   # (B, 1, H)
     return outputs.gather(1, index).squeeze(1)                             # (B, H)
+    # END EXERCISE
 
 
 def masked_cross_entropy(logits, targets, mask):
     """Token-level mean over real steps: sum of per-token cross-entropy where mask, divided by
     the NUMBER OF REAL TOKENS (not by B*T, and not a mean of per-sequence means)."""
+    # EXERCISE masked_cross_entropy: per-token cross-entropy (reduction='none', classes on dim 1), times the mask as numbers, summed, divided by the number of real tokens
     ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")   # (B, T)
     mask = mask.to(ce.dtype)
     return (ce * mask).sum() / mask.sum()
+    # END EXERCISE
 
 
 def ignore_padding(targets, mask):
@@ -120,8 +124,10 @@ def ignore_padding(targets, mask):
 
 def masked_mean(h, mask):
     """h (B, T, H), mask (B, T) -> (B, H): the mean over each sequence's real steps."""
+    # EXERCISE masked_mean: zero the padded steps with the mask (as (B, T, 1) numbers), sum over time, divide by each row's number of real steps
     m = mask.unsqueeze(-1).to(h.dtype)                                     # (B, T, 1)
     return (h * m).sum(dim=1) / m.sum(dim=1)
+    # END EXERCISE
 
 
 def masked_max(h, mask):
@@ -201,6 +207,7 @@ def check_bidirectional_gru(seqs, lengths, mask, tol, device, gen):
           f"backward half off by {bwd_err:.3f} (it read the padding first)")
     check.less("padded bi-GRU: forward direction still right at real steps", fwd_err, tol)
     check.greater("padded bi-GRU: backward direction WRONG at real steps", bwd_err, MUST_DIFFER)
+    return fwd_err.item(), bwd_err.item()
 
 
 def check_masked_loss(lstm_out, ref_outs, mask, tol, device, gen):
@@ -325,7 +332,7 @@ def main(args) -> dict:
     mask = length_mask(lengths, T_PAD)                                     # (B, T_PAD)
     check.equal("mask counts per row equal the lengths", mask.sum(dim=1).tolist(), list(LENGTHS))
     lstm, out_u, ref_outs = check_lstm(seqs, lengths, mask, tol, device, gen)
-    check_bidirectional_gru(seqs, lengths, mask, tol, device, gen)
+    fwd_err, bwd_err = check_bidirectional_gru(seqs, lengths, mask, tol, device, gen)
     loss = check_masked_loss(out_u, ref_outs, mask, tol, device, gen)
     check_pooling(out_u, ref_outs, mask, tol)
 
@@ -358,7 +365,23 @@ def main(args) -> dict:
     figure(run, results, len_te)
     print("Predict before the full run: with ~5x the data and more epochs, does the unmasked "
           "model stay behind? (A GRU can learn to offset a scale it cannot see... partly.)")
-    return cli.finish(run, {"epochs": run.epochs, "masked_loss": loss, **metrics})
+    wrong = [d for d, err in (("forward", fwd_err), ("backward", bwd_err)) if err > MUST_DIFFER]
+    short = {k: metrics[f"test_acc_short_{k}"] for k in ("masked", "unmasked")}
+    return cli.finish(run, {"epochs": run.epochs, "masked_loss": loss, **metrics}, answers={
+        "padded_bigru": ({0: "neither", 2: "both"}.get(len(wrong), wrong[0]),
+                         f"padded bi-GRU without packing, at the real steps: forward half off by "
+                         f"{fwd_err:.1e}, backward half by {bwd_err:.3f} (the bi-GRU lines of the output)"),
+        "short_winner": (max(short, key=short.get) + " mean",
+                         f"test accuracy on sequences of length <= {SHORT}: masked mean "
+                         f"{short['masked']:.3f}, unmasked mean {short['unmasked']:.3f} (masking.png)")})
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 06.10`) before running it;
+# `python -m dlcourse check 06.10` compares your answers with what the run measures.
+# PREDICT padded_bigru (forward / backward / both / neither): a bidirectional GRU run over a padded batch WITHOUT packing: which direction's outputs at the real steps are wrong?
+# ANSWER padded_bigru:
+# PREDICT short_winner (masked mean / unmasked mean): classifiers that mean-pool a GRU's outputs, with and without the padding mask: which is more accurate on the short test sequences?
+# ANSWER short_winner:
 
 
 if __name__ == "__main__":

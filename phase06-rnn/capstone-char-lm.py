@@ -118,11 +118,13 @@ def batch_at(streams, k, bptt):
     the next character of x. Window k+1 starts where window k stopped, in the same row, so the
     state left by window k is the right starting state for window k+1. Returns x, y and the
     start column (0 when the windows wrap around, where the state must be reset)."""
+    # EXERCISE batch_at: n_windows = (L - 1) // bptt; window k starts at column (k mod n_windows) * bptt; x is bptt columns from there, y the same shifted one column right
     n_windows = (streams.shape[1] - 1) // bptt
     start = (k % n_windows) * bptt
     x = streams[:, start:start + bptt]                                    # (B, bptt)
     y = streams[:, start + 1:start + bptt + 1]                            # (B, bptt)
     return x, y, start
+    # END EXERCISE
 
 
 # ------------------------------------------------------------------ model, loss, sampling
@@ -149,8 +151,10 @@ def detach_state(state):
 def step_through(model, x, state):
     """One window: run from the carried state; return the logits (with their graph, for this
     window's loss) and the new state, detached, for the next window."""
+    # EXERCISE step_through: run the model from the carried state; return the logits as they are and the new state detached (detach_state)
     logits, state = model(x, state)
     return logits, detach_state(state)
+    # END EXERCISE
 
 
 def nats_per_char(logits, targets):
@@ -170,11 +174,13 @@ def next_char_probs(logits, temperature):
 
 def sample_next(logits, temperature, gen):
     """One character id per row of logits (N, V); temperature 0 means greedy (arg-max)."""
+    # EXERCISE sample_next: on the CPU in float: T = 0 -> arg-max; else draw one id per row with torch.multinomial from next_char_probs(logits, T), using gen
     logits = logits.float().cpu()          # sample on the CPU: one generator on any device
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = next_char_probs(logits, temperature)
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    # END EXERCISE
 
 
 @torch.no_grad()

@@ -101,12 +101,14 @@ def random_walk(length, seed):
 def rolling_origin(values, origins, horizon, forecaster):
     """At each origin o the forecaster gets the history values[:o] (nothing at or after o)
     and returns its forecast of values[o : o + horizon]. Returns forecasts and truths (K, h)."""
+    # EXERCISE rolling_origin: for each origin o: forecaster(values[:o]) (nothing at or after o) and the truth values[o:o + horizon]; return both as arrays
     preds, truths = [], []
     for o in origins:
         history = values[:o]
         preds.append(forecaster(history))
         truths.append(values[o:o + horizon])
     return np.array(preds), np.array(truths)
+    # END EXERCISE
 
 
 def windowed(predict_scaled, scaler, window):
@@ -171,11 +173,13 @@ def errors_by_origin(preds, truths):
 
 def mean_ci(d, confidence=CONFIDENCE):
     """Mean of d and its two-sided t interval: mean +- t_{n-1} * s / sqrt(n), s with n - 1."""
+    # EXERCISE mean_ci: standard error s / sqrt(n) with the n - 1 standard deviation; t = scipy.stats.t.ppf((1 + confidence) / 2, n - 1); return mean, mean - t se, mean + t se
     d = np.asarray(d, dtype=float)
     n = len(d)
     m, se = d.mean(), d.std(ddof=1) / np.sqrt(n)
     t = scipy.stats.t.ppf((1 + confidence) / 2, n - 1)
     return m, m - t * se, m + t * se
+    # END EXERCISE
 
 
 # ---- checks -----------------------------------------------------------------------------------
