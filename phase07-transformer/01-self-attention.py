@@ -56,6 +56,7 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     Returns out (..., Tq, dv) and weights (..., Tq, Tk).
     A query row whose keys are all masked gets weights 0 and output 0 (not NaN): see main.
     """
+    # EXERCISE attention: scores q k^T / sqrt(d); -inf where ~mask; softmax over the keys; zero the masked weights (no NaN rows); return weights @ v, weights
     d = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)                  # (..., Tq, Tk)
     if mask is not None:
@@ -69,19 +70,24 @@ def scaled_dot_product_attention(q, k, v, mask=None):
         # such a row into zeros, so its output is 0 and no NaN spreads into later layers.
         weights = weights.masked_fill(~mask, 0.0)
     return weights @ v, weights                                       # (..., Tq, dv)
+    # END EXERCISE
 
 
 def causal_mask(T, device=None):
     """(T, T) bool, True on and below the diagonal: position i may attend to j <= i."""
+    # EXERCISE causal_mask: a (T, T) bool matrix, True where key j <= query i (the diagonal included)
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    # END EXERCISE
 
 
 def padding_mask(lengths, T):
     """lengths (B,) -> (B, 1, 1, T) bool, True at the first lengths[b] (real) tokens.
     The two 1s broadcast over heads and query positions: padding removes keys, not queries."""
+    # EXERCISE padding_mask: compare positions 0..T-1 with each row's length (True = real token), then add the head and query axes
     lengths = torch.as_tensor(lengths)
     real = torch.arange(T, device=lengths.device) < lengths[:, None]   # (B, T)
     return real[:, None, None, :]                                      # (B, 1, 1, T)
+    # END EXERCISE
 
 
 # ---------------------------------------------------------------- the reference nobody can get wrong
@@ -257,11 +263,29 @@ def main(args) -> dict:
     fully_masked_rows(gen, run.device)
     rows = sqrt_d_experiment(gen)
     figures(run, w_pad, w_both, rows)
-    # Questions to predict before running: with d = 1024 and no scaling, how much weight
-    # does the top key get on average? If a padded key had score +1000, what weight would it get?
+    # the answers to the questions at the end of the file, from this run's numbers
+    growth = math.log(rows[-1]["var_raw"] / rows[0]["var_raw"]) / math.log(DIMS[-1] / DIMS[0])
+    top = rows[-1]["max_w_raw"]
+    answers = {
+        "variance_growth": (min(((0, "constant"), (0.5, "like sqrt d"), (1, "like d")),
+                                key=lambda c: abs(c[0] - growth))[1],
+                            f"Var(q.k) {rows[0]['var_raw']:.1f} at d={DIMS[0]}, {rows[-1]['var_raw']:.1f} "
+                            f"at d={DIMS[-1]}: log-log slope {growth:.2f} (printed table)"),
+        "top_weight_unscaled": ("under 50%" if top < 0.5 else "50-90%" if top <= 0.9 else "over 90%",
+                                f"mean largest weight at d={DIMS[-1]}: {top:.3f} unscaled, "
+                                f"{rows[-1]['max_w_scaled']:.3f} scaled (scaling.png, left)"),
+    }
     return cli.finish(run, {"var_qk_over_d_at_max_d": rows[-1]["var_raw"] / rows[-1]["d"],
                             "max_weight_unscaled": rows[-1]["max_w_raw"],
-                            "max_weight_scaled": rows[-1]["max_w_scaled"]})
+                            "max_weight_scaled": rows[-1]["max_w_scaled"]}, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.01`) before running it;
+# `python -m dlcourse check 07.01` compares your answers with what the run measures.
+# PREDICT variance_growth (constant / like sqrt d / like d): q and k have independent unit-variance entries; without the 1/sqrt(d), how does the variance of the score q.k grow with the dimension d?
+# ANSWER variance_growth:
+# PREDICT top_weight_unscaled (under 50% / 50-90% / over 90%): with d = 1024, 32 keys and NO scaling, how much of the softmax weight does the largest key get on average?
+# ANSWER top_weight_unscaled:
 
 
 if __name__ == "__main__":

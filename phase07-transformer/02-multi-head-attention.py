@@ -63,12 +63,15 @@ class MultiHeadAttention(nn.Module):
         """(B, T, d_model) -> (B, n_heads, T, head_dim). Features h*head_dim..(h+1)*head_dim
         belong to head h; the transpose moves heads next to batch so each head's (T, head_dim)
         matrix is contiguous in the last two axes, where attention works."""
+        # EXERCISE split_heads: view the features as (B, T, n_heads, head_dim), then swap the T and head axes
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)   # (B, h, T, hd)
+        # END EXERCISE
 
     def forward(self, query, key, value, mask=None):
         """query (B, Tq, d_model), key/value (B, Tk, d_model); mask bool broadcastable to
         (B, n_heads, Tq, Tk), True = may attend. Returns (B, Tq, d_model)."""
+        # EXERCISE mha_forward: project and _split q, k, v; attn.scaled_dot_product_attention (keep its weights, detached, in self.weights); in training dropout the weights and redo @ v; merge heads to (B, Tq, d_model); out_proj
         B, Tq, d_model = query.shape
         q = self._split(self.q_proj(query))                                # (B, h, Tq, hd)
         k = self._split(self.k_proj(key))                                  # (B, h, Tk, hd)
@@ -81,6 +84,7 @@ class MultiHeadAttention(nn.Module):
             out = F.dropout(weights, self.dropout) @ v                     # (B, h, Tq, hd)
         out = out.transpose(1, 2).reshape(B, Tq, d_model)                  # merge: (B, Tq, d_model)
         return self.out_proj(out)
+        # END EXERCISE
 
 
 def load_from_torch(mine, ref):
@@ -203,7 +207,7 @@ def main(args) -> dict:
     mask = attn.padding_mask(lengths, TK).to(dev)
     with torch.no_grad():
         eval_out = drop(q_in, memory, values, mask)
-        check.close("dropout model in eval() equals the dropout-free reference", eval_out,
+        eval_err = check.close("dropout model in eval() equals the dropout-free reference", eval_out,
                     drop_ref(q_in, memory, values, key_padding_mask=~mask[:, 0, 0], need_weights=False)[0],
                     atol=TOL)
         drop.train()
@@ -220,10 +224,26 @@ def main(args) -> dict:
         ax.set_ylabel("query")
     fig.suptitle(f"self-attention weights, causal + padding (length {LENGTHS[b]} of {TK})", fontsize=10)
     plot.save(fig, run, "heads.png")
-    # Question to predict: if every head had the same W_Q, W_K, W_V slice, would multi-head
+    # Question to think about: if every head had the same W_Q, W_K, W_V slice, would multi-head
     # attention compute anything a single head could not?
+    answers = {
+        "reshape_split": ("yes" if miss <= TOL else "no",
+                          f"reshape without transpose misses nn.MultiheadAttention by {float(miss):.3g} "
+                          f"(tolerance {TOL})"),
+        "dropout_eval": ("yes" if eval_err <= TOL else "no",
+                         f"dropout {DROPOUT} model in eval() vs the reference: max |diff| {eval_err:.3g}; "
+                         f"in train() it moves by {float((train_out - eval_out).abs().max()):.3g}"),
+    }
     return cli.finish(run, {"max_diff_self": err_self, "max_diff_cross": err_cross,
-                            "wrong_split_miss": float(miss)})
+                            "wrong_split_miss": float(miss)}, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.02`) before running it;
+# `python -m dlcourse check 07.02` compares your answers with what the run measures.
+# PREDICT reshape_split (yes / no): if _split were x.reshape(B, n_heads, T, head_dim), with no transpose (the shapes fit, nothing crashes), would the outputs still match nn.MultiheadAttention within 1e-5?
+# ANSWER reshape_split:
+# PREDICT dropout_eval (yes / no): a model built with attention dropout 0.3 and switched to eval(): does it give exactly the dropout-free reference's outputs (within 1e-5)?
+# ANSWER dropout_eval:
 
 
 if __name__ == "__main__":

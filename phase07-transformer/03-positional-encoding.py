@@ -55,18 +55,22 @@ TOL = 1e-5
 # ---------------------------------------------------------------- sinusoidal (Vaswani et al. 2017)
 def frequencies(dim, base=BASE, device=None, dtype=torch.float32):
     """omega_i = base^(-2i/dim), i = 0..dim/2-1: one angular frequency per (sin, cos) pair."""
+    # EXERCISE frequencies: omega_i = base^(-2i/dim) for i = 0..dim/2-1, in the dtype and on the device asked for
     return base ** (-torch.arange(0, dim, 2, device=device, dtype=dtype) / dim)
+    # END EXERCISE
 
 
 def sinusoidal_encoding(max_len, d_model, base=BASE, device=None):
     """(max_len, d_model): PE[pos, 2i] = sin(pos omega_i), PE[pos, 2i+1] = cos(pos omega_i)."""
     assert d_model % 2 == 0, "d_model must be even: features come in (sin, cos) pairs"
+    # EXERCISE sinusoidal: angle = pos x omega (an outer product, (max_len, d/2)); even columns sin(angle), odd columns cos(angle)
     pos = torch.arange(max_len, device=device, dtype=torch.float32)[:, None]   # (L, 1)
     angle = pos * frequencies(d_model, base, device)[None, :]                     # (L, d/2)
     pe = torch.empty(max_len, d_model, device=device)
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle)
     return pe
+    # END EXERCISE
 
 
 class LearnedPositionalEncoding(nn.Module):
@@ -88,6 +92,7 @@ def apply_rope(x, positions, base=BASE):
     as in the RoFormer paper). x (..., T, hd), positions (T,) -> (..., T, hd).
     With q_m = R(m) q and k_n = R(n) k: q_m . k_n = q^T R(m)^T R(n) k = q^T R(n - m) k,
     a function of n - m only, because rotations by angles a and b compose to a rotation by b - a."""
+    # EXERCISE rope: angle = positions x frequencies(hd) (float64, then cast back); pairs (x1, x2) = (x[2i], x[2i+1]) -> (x1 cos - x2 sin, x1 sin + x2 cos), interleaved again
     hd = x.shape[-1]
     # Angles in float64: a float32 angle p * omega is off by up to ~p * 6e-8 rad, an error
     # that grows with the position (the scores at 0..9 and at 40..49 would then differ by
@@ -98,6 +103,7 @@ def apply_rope(x, positions, base=BASE):
     x1, x2 = x[..., 0::2], x[..., 1::2]                                              # (..., T, hd/2)
     rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)        # (..., T, hd/2, 2)
     return rotated.flatten(-2)                                                       # (..., T, hd)
+    # END EXERCISE
 
 
 # ---------------------------------------------------------------- checks
@@ -256,9 +262,30 @@ def main(args) -> dict:
     print("--- transformers' LLaMA rotary embedding")
     check_against_transformers(gen, dev)
     figures(run, pe, q0, k0, dev)
-    # Question to predict: with RoPE, what is the score between q at position 1000 and k at
-    # 1003, compared to the same q at 0 and k at 3?
-    return cli.finish(run, {"max_len": MAX_LEN, "head_dim": HEAD_DIM})
+    # the answers to the questions at the end of the file: the same q0, k0 at (0, 3) and (40, 43)
+    shift = OFFSETS[-1]
+    at = lambda t: torch.tensor([t], device=dev)                                     # noqa: E731
+    rope = [float(apply_rope(q0[None], at(m))[0] @ apply_rope(k0[None], at(m + 3))[0]) for m in (0, shift)]
+    pe_add = sinusoidal_encoding(shift + 4, HEAD_DIM, device=dev)
+    add = [float((q0 + pe_add[m]) @ (k0 + pe_add[m + 3])) for m in (0, shift)]
+    answers = {
+        "rope_shift": ("the same" if abs(rope[1] - rope[0]) <= TOL else
+                       "larger" if rope[1] > rope[0] else "smaller",
+                       f"RoPE score q at 0, k at 3: {rope[0]:.6f}; q at {shift}, k at {shift + 3}: "
+                       f"{rope[1]:.6f} (rope.png, right: constant diagonals)"),
+        "additive_shift": ("yes" if abs(add[1] - add[0]) > 0.1 else "no",
+                           f"with sinusoids added: {add[0]:.3f} at (0, 3), {add[1]:.3f} at "
+                           f"({shift}, {shift + 3})"),
+    }
+    return cli.finish(run, {"max_len": MAX_LEN, "head_dim": HEAD_DIM}, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.03`) before running it;
+# `python -m dlcourse check 07.03` compares your answers with what the run measures.
+# PREDICT rope_shift (the same / larger / smaller): with RoPE, the score of q at position 40 and k at 43, compared with the same q at 0 and k at 3, is?
+# ANSWER rope_shift:
+# PREDICT additive_shift (yes / no): with the sinusoidal table ADDED to q and k instead (q + PE(m)) . (k + PE(n)), does moving both positions from (0, 3) to (40, 43) change the score by more than 0.1?
+# ANSWER additive_shift:
 
 
 if __name__ == "__main__":

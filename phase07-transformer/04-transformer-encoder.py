@@ -66,9 +66,11 @@ def sublayer(x, fn, norm, norm_first):
     post-LN (the paper):  x -> LayerNorm(x + fn(x))   every path to the output crosses the norm
     pre-LN  (GPT-2 on):   x -> x + fn(LayerNorm(x))   the residual stream x is never normalised,
                                                        so an identity path runs from input to output."""
+    # EXERCISE sublayer: pre-LN (norm_first) adds fn of the normalised x to x itself; post-LN normalises the sum x + fn(x)
     if norm_first:
         return x + fn(norm(x))
     return norm(x + fn(x))
+    # END EXERCISE
 
 
 def from_key_padding_mask(key_padding_mask):
@@ -103,8 +105,10 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x, mask=None):
         """mask: bool broadcastable to (B, n_heads, T, T), True = may attend."""
+        # EXERCISE encoder_layer: two sublayer() calls: self-attention under the mask with norm1, then the feed-forward with norm2
         x = sublayer(x, lambda h: self._self_attention(h, mask), self.norm1, self.norm_first)
         return sublayer(x, self._feed_forward, self.norm2, self.norm_first)
+        # END EXERCISE
 
 
 class Encoder(nn.Module):
@@ -313,10 +317,25 @@ def main(args) -> dict:
     ax.set_title(f"{DEEP}-layer encoder at init (geometric mean of {DEEP_DRAWS} inits)", fontsize=10)
     ax.legend()
     plot.save(fig, run, "grad_norms.png")
-    # Question to predict: with a learning-rate warm-up, which placement needs it more, and why?
+    # Question to think about: with a learning-rate warm-up, which placement needs it more, and why?
+    answers = {
+        "larger_top_gradient": ("post-ln" if top_gap > 0 else "pre-ln",
+                                f"top layer's gradient post-LN / pre-LN: x{10 ** top_gap:.2f} (grad_norms.png)"),
+        "pre_ln_trend": ("rise" if slope[True] > 0 else "fall",
+                         f"pre-LN log10(top / bottom layer) {slope[True]:+.2f}, post-LN "
+                         f"{slope[False]:+.2f} (grad_norms.png)"),
+    }
     return cli.finish(run, {"max_diff_layer": max(errs.values()), "max_diff_stack": max(stack_errs.values()),
                             "post_ln_log10_top_over_bottom": slope[False], "pre_ln_log10_top_over_bottom": slope[True],
-                            "log10_top_post_over_pre": top_gap})
+                            "log10_top_post_over_pre": top_gap}, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.04`) before running it;
+# `python -m dlcourse check 07.04` compares your answers with what the run measures.
+# PREDICT larger_top_gradient (post-ln / pre-ln): at init in a 24-layer stack, which placement gives the top layer (next to the output) the larger gradient?
+# ANSWER larger_top_gradient:
+# PREDICT pre_ln_trend (rise / fall): in the pre-LN stack, do the per-layer gradient norms rise or fall from the bottom layer to the top one?
+# ANSWER pre_ln_trend:
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def target_mask(tgt_key_padding_mask):
     """What decoder self-attention may see: key j for query i iff j <= i (no look-ahead: at
     training time the whole target is fed at once, and position i must predict token i+1
     without seeing it) and j is a real token. (B, Tq) True = pad -> (B, 1, Tq, Tq), True = may attend."""
+    # EXERCISE target_mask: AND lesson 01's causal mask (T, T) with 07.04's from_key_padding_mask (B, 1, 1, T); they broadcast to (B, 1, T, T)
     T = tgt_key_padding_mask.shape[1]
     return attn.causal_mask(T, device=tgt_key_padding_mask.device) & enc.from_key_padding_mask(tgt_key_padding_mask)
+    # END EXERCISE
 
 
 class DecoderLayer(enc.EncoderLayer):
@@ -78,9 +80,11 @@ class DecoderLayer(enc.EncoderLayer):
     def forward(self, x, memory, tgt_mask=None, memory_mask=None):
         """tgt_mask bool broadcastable to (B, h, Tq, Tq), memory_mask to (B, h, Tq, Tk);
         True = may attend."""
+        # EXERCISE decoder_layer: three enc.sublayer() calls: masked self-attention (norm1), cross-attention to the memory (norm2), feed-forward (norm3)
         x = enc.sublayer(x, lambda h: self._self_attention(h, tgt_mask), self.norm1, self.norm_first)
         x = enc.sublayer(x, lambda h: self._cross_attention(h, memory, memory_mask), self.norm2, self.norm_first)
         return enc.sublayer(x, self._feed_forward, self.norm3, self.norm_first)
+        # END EXERCISE
 
 
 class Decoder(nn.Module):
@@ -203,10 +207,27 @@ def main(args) -> dict:
         ax.set_ylabel("target position (query)")
     fig.suptitle("cross-attention weights (head average): nothing right of the white line", fontsize=10)
     plot.save(fig, run, "cross_attention.png")
-    # Question to predict: at generation time the decoder sees one new target token per step.
+    # Question to think about: at generation time the decoder sees one new target token per step.
     # Which of its three sub-layers' inputs can be cached between steps, and which cannot?
+    pad_weight = cross_w.masked_select(~mem_mask.cpu().expand_as(cross_w)).abs().max().item()
+    answers = {
+        "future_changes_past": ("yes" if worst_past > TOL else "no",
+                                f"outputs at positions <= t moved by at most {worst_past:.3g} after the "
+                                f"target after t changed; position t+1 by at least {least_next:.3g}"),
+        "padded_memory_weight": ("exactly 0" if pad_weight == 0 else "small but not 0",
+                                 f"largest cross-attention weight on a padded memory position: {pad_weight:.3g} "
+                                 "(cross_attention.png: nothing right of the white line)"),
+    }
     return cli.finish(run, {"max_diff_layer": max(errs.values()), "max_diff_stack": max(stack_errs.values()),
-                            "causal_leak": worst_past})
+                            "causal_leak": worst_past}, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.05`) before running it;
+# `python -m dlcourse check 07.05` compares your answers with what the run measures.
+# PREDICT future_changes_past (yes / no): the decoder's self-attention is causal, but its cross-attention and FFN are not masked: does changing the target tokens after position t change any output at positions <= t?
+# ANSWER future_changes_past:
+# PREDICT padded_memory_weight (exactly 0 / small but not 0): after softmax, how much cross-attention weight does a padded memory position get?
+# ANSWER padded_memory_weight:
 
 
 if __name__ == "__main__":

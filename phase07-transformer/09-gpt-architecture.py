@@ -78,7 +78,9 @@ class GPTConfig:
 def gelu_tanh(x):
     """GELU, GPT-2's tanh approximation: x Phi(x) ~ 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
     transformers calls it 'gelu_new'; the exact erf GELU differs by up to ~1e-3."""
+    # EXERCISE gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    # END EXERCISE
 
 
 class CausalSelfAttention(nn.Module):
@@ -107,10 +109,12 @@ class CausalSelfAttention(nn.Module):
         return self.split_heads(q), self.split_heads(k), self.split_heads(v)
 
     def forward(self, x):                                     # x: (B, T, C)
+        # EXERCISE causal_attention: self.qkv(x); lesson 01's attention under a (T, T) causal mask (keep its weights in self.weights); merge_heads, c_proj, resid_drop
         q, k, v = self.qkv(x)
         mask = attention.causal_mask(x.shape[1], device=x.device)         # (T, T)
         out, self.weights = attention.scaled_dot_product_attention(q, k, v, mask)  # (B, H, T, hd)
         return self.resid_drop(self.c_proj(self.merge_heads(out)))        # (B, T, C)
+        # END EXERCISE
 
 
 class MLP(nn.Module):
@@ -139,9 +143,11 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x):                                     # (B, T, C)
+        # EXERCISE block: pre-LN: add attn of ln_1(x) to the stream x, then add mlp of ln_2(x)
         x = x + self.attn(self.ln_1(x))
         x = x + self.mlp(self.ln_2(x))
         return x
+        # END EXERCISE
 
 
 class GPT(nn.Module):
@@ -263,6 +269,24 @@ def check_against_transformers(run):
                     F.gelu(x, approximate="tanh"), atol=1e-6)
     print(f"largest logit difference vs transformers: {worst:.2e}")
     return worst
+
+
+def forgotten_transpose(run):
+    """The square attn.c_proj weight loaded WITHOUT its Conv1D transpose (the other three
+    transposed as they must be): does the load fail, and what happens to the logits?
+    Returns (outcome, largest logit difference or None)."""
+    cfg = GPTConfig()
+    hf = random_hf_gpt2(cfg, run.device)
+    # load_from_hf transposes every Conv1D weight: pre-transposing c_proj cancels it there
+    state = {k: (v.t() if k.endswith("attn.c_proj.weight") else v) for k, v in hf.state_dict().items()}
+    try:
+        mine = load_from_hf(GPT(cfg).to(run.device).eval(), state)
+    except RuntimeError:
+        return "load fails", None
+    with torch.no_grad():
+        idx = torch.randint(0, cfg.vocab_size, CHECK_BATCHES[0], device=run.device)
+        diff = (mine(idx) - hf(idx).logits).abs().max().item()
+    return ("wrong logits" if diff > LOGIT_ATOL else "same logits"), diff
 
 
 # ---- real text, character level ----
@@ -407,15 +431,28 @@ def main(args) -> dict:
            title="a small GPT learns more than character frequencies")
     ax.legend()
     plot.save(fig, run, "gpt_training.png")
+    outcome, diff = forgotten_transpose(run)      # after training: changes none of its numbers
+    answers = {
+        "beats_unigram": ("yes" if best_val < unigram_val else "no",
+                          f"best validation loss {best_val:.3f} after {run.steps} steps vs the unigram "
+                          f"baseline {unigram_val:.3f} nats (gpt_training.png)"),
+        "forgotten_transpose": (outcome, "load_state_dict raised" if diff is None else
+                                f"load_state_dict accepted it; logits differ from GPT2LMHeadModel's by "
+                                f"up to {diff:.3g} (vs {max_diff:.2g} with the transpose)"),
+    }
     return cli.finish(run, {"steps": run.steps, "max_logit_diff_vs_transformers": max_diff,
                             "vocab": V, "unigram_val_loss": unigram_val,
-                            "best_val_loss": best_val, "test_loss": test_loss})
+                            "best_val_loss": best_val, "test_loss": test_loss}, answers=answers)
 
 
-# Questions to predict before running:
-# - GPT-2 ties lm_head to wte. Which weight in the HF state dict do you not need to copy?
-# - c_proj of the attention is square. If you forget to transpose it, does the load fail?
-# - After 40 steps (--quick), will the model beat a model that knows the exact character frequencies?
+# Question to think about: GPT-2 ties lm_head to wte. Which weight in the HF state dict do you
+# not need to copy?
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.09`) before running it;
+# `python -m dlcourse check 07.09` compares your answers with what the run measures.
+# PREDICT forgotten_transpose (load fails / wrong logits / same logits): attn.c_proj.weight is square (C x C); if you forget its Conv1D -> nn.Linear transpose, what happens?
+# ANSWER forgotten_transpose:
+# PREDICT beats_unigram (yes / no): after only 40 steps (--quick; 2000 in the full run), does the GPT's validation loss beat the unigram baseline, a model that knows the exact character frequencies?
+# ANSWER beats_unigram:
 
 if __name__ == "__main__":
     with cli.friendly_errors():

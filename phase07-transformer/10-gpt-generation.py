@@ -52,6 +52,7 @@ QUICK_SPEED_CFG = dict(n_positions=128, n_embd=64, n_layer=2, n_head=4)  # --qui
 QUICK_SPEED_LENGTHS = (32, 112)  # --quick
 DEMO_PROMPT = "The "  # the character model's prompt in the samples shown
 DEMO_NEW = 56        # characters generated per sample (context is 64)
+NUCLEUS_PROBS = (0.5, 0.25, 0.15, 0.06, 0.04)   # the top-p question's distribution
 
 
 # ---- KV cache ----
@@ -62,6 +63,7 @@ DEMO_NEW = 56        # characters generated per sample (context is 64)
 def forward_cached(model, idx, cache=None):
     """idx (B, T) new tokens following the cached ones. cache: per layer (k, v), each
     (B, H, past, hd), or None. Returns logits (B, T, V) and the cache extended by T."""
+    # EXERCISE kv_cache: positions past..past+T-1; per block: qkv of ln_1(x), append k, v to the cached ones (time axis 2), attend with rows past.. of a (past+T) causal mask, residual c_proj, then the MLP; return logits and the new cache
     B, T = idx.shape
     past = 0 if cache is None else cache[0][0].shape[2]
     assert past + T <= model.cfg.n_positions, "the KV cache cannot outgrow the context"
@@ -81,6 +83,7 @@ def forward_cached(model, idx, cache=None):
         x = x + a.resid_drop(a.c_proj(a.merge_heads(out)))
         x = x + block.mlp(block.ln_2(x))
     return model.lm_head(model.ln_f(x)), new_cache            # (B, T, V)
+    # END EXERCISE
 
 
 # ---- choosing the next token ----
@@ -94,12 +97,14 @@ def filter_top_p(logits, p):
     """Nucleus: keep the smallest set of most likely tokens whose probability sums to >= p.
     A token is kept when the mass of the tokens ranked above it is still < p, so the token
     that crosses p (the boundary token) is kept; the most likely token always is."""
+    # EXERCISE top_p: sort descending, softmax, remove a token when the mass ranked strictly above it is >= p; scatter back to vocabulary order; -inf there
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs                # mass ranked strictly above
     remove_sorted = mass_before >= p
     remove = remove_sorted.scatter(-1, order, remove_sorted)  # back to vocabulary order
     return logits.masked_fill(remove, float("-inf"))
+    # END EXERCISE
 
 
 def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None):
@@ -143,6 +148,7 @@ def beam_search(model, prompt, n_new, num_beams):
     """Keep the num_beams prefixes of highest total log-probability; each step extends every
     beam by every token and keeps the best num_beams of the beams x V candidates.
     prompt (1, T0). Returns the best sequence (1, T0 + n_new) and its summed log-prob."""
+    # EXERCISE beam_search: each step score every (beam, token) by the beam's total + log p(token); keep the top num_beams; reorder beams AND their cache; feed the chosen tokens
     model.eval()
     logits, cache = forward_cached(model, prompt)
     beams = prompt                                             # (n_beams, T): 1 beam at first
@@ -159,6 +165,7 @@ def beam_search(model, prompt, n_new, num_beams):
         logits, cache = forward_cached(model, tok[:, None], cache)
     best = scores.argmax()
     return beams[best:best + 1], scores[best]
+    # END EXERCISE
 
 
 @torch.no_grad()
@@ -339,15 +346,33 @@ def main(args) -> dict:
     check_filters(run.device)
     rates = time_generation(run)
     val = demo_samples(run)
+    # the answers to the questions at the end of the file, measured with this lesson's functions
+    nucleus = torch.tensor([NUCLEUS_PROBS]).log()
+    kept = int(filter_top_p(nucleus, TOP_PS[1]).isfinite().sum())
+    z = 2.0 * torch.randn(FILTER_ROWS, 50, generator=torch.Generator().manual_seed(7))
+    top1, top_t = z.softmax(-1).max(-1).values, next_token_distribution(z, TEMPERATURE).max(-1).values
+    answers = {
+        "top_p_kept": (str(kept), f"filter_top_p(p = {TOP_PS[1]}) on probabilities {NUCLEUS_PROBS} "
+                                  f"keeps {kept}"),
+        "temperature_top": ("up" if (top_t > top1).all() else "down" if (top_t < top1).all() else "same",
+                            f"largest probability of {FILTER_ROWS} random rows: "
+                            f"{top1.mean():.3f} at T = 1, {top_t.mean():.3f} at T = {TEMPERATURE} (mean)"),
+    }
     return cli.finish(run, {"steps": run.steps, "beam_logprob": beam_lp,
-                            "greedy_logprob": greedy_lp, "char_model_val_loss": val, **rates})
+                            "greedy_logprob": greedy_lp, "char_model_val_loss": val, **rates},
+                      answers=answers)
 
 
-# Questions to predict before running:
+# Questions to think about:
 # - With a KV cache, what position id does the 10th generated token need, and what if you
 #   pass 0 as for a fresh input?
-# - top-p = 0.8 on probabilities (0.5, 0.25, 0.15, ...): how many tokens are kept?
 # - Does beam search with 3 beams always find a sequence at least as likely as greedy's?
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.10`) before running it;
+# `python -m dlcourse check 07.10` compares your answers with what the run measures.
+# PREDICT top_p_kept (1 / 2 / 3 / 4 / 5): top-p = 0.8 on next-token probabilities (0.5, 0.25, 0.15, 0.06, 0.04): how many tokens are kept?
+# ANSWER top_p_kept:
+# PREDICT temperature_top (up / down / same): at temperature 0.7 the most likely token's probability goes?
+# ANSWER temperature_top:
 
 if __name__ == "__main__":
     with cli.friendly_errors():

@@ -69,6 +69,7 @@ N_TEST = 1000        # held-out sequences per task (fixed per seed)
 EVAL_EVERY = 50      # steps between points of the convergence curves
 SEEDS = 5            # seeds per (task, attention) in the full run
 QUICK_SEEDS = 2      # --quick
+WINNER_GAP = 0.05    # the questions' threshold: mean accuracies closer than this are "about the same"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +115,7 @@ def causal_linear_attention(q, k, v):
     """Causal linear attention by prefix sums: position t sees S_t = sum_{j<=t} phi(k_j) v_j^T
     and z_t = sum_{j<=t} phi(k_j), the running totals including itself (the diagonal of the
     causal mask). Materialises every S_t: O(T d dv) memory, fine for teaching and training."""
+    # EXERCISE causal_prefix_sums: phi(k_j) v_j^T per position; inclusive cumsums over time give S_t and z_t; out_t = phi(q_t)^T S_t / (phi(q_t)^T z_t + EPS)
     fq, fk = feature_map(q), feature_map(k)         # (..., T, d)
     kv = fk.unsqueeze(-1) * v.unsqueeze(-2)         # (..., T, d, dv): phi(k_j) v_j^T per position
     S = torch.cumsum(kv, dim=-3)                    # (..., T, d, dv): inclusive prefix sums
@@ -121,12 +123,14 @@ def causal_linear_attention(q, k, v):
     num = (fq.unsqueeze(-2) @ S).squeeze(-2)        # (..., T, dv): phi(q_t)^T S_t
     den = (fq * z).sum(-1, keepdim=True) + EPS      # (..., T, 1): phi(q_t)^T z_t
     return num / den
+    # END EXERCISE
 
 
 def recurrent_linear_attention(q, k, v, state=None):
     """The same causal sums as an RNN with a constant-size state (S: d x dv, z: d): what makes
     linear attention O(1) per generated token. `state` continues an earlier chunk.
     Returns out (..., T, dv) and the final state."""
+    # EXERCISE recurrence: start from `state` (zeros when None); for each t first add phi(k_t) v_t^T to S and phi(k_t) to z, then read phi(q_t)^T S / (phi(q_t)^T z + EPS)
     fq, fk = feature_map(q), feature_map(k)         # (..., T, d)
     if state is None:
         state = (fk.new_zeros(*fk.shape[:-2], fk.shape[-1], v.shape[-1]),   # S (..., d, dv)
@@ -139,6 +143,7 @@ def recurrent_linear_attention(q, k, v, state=None):
         num = (fq[..., t, None, :] @ S).squeeze(-2)          # ... then read: t sees itself
         outs.append(num / ((fq[..., t, :] * z).sum(-1, keepdim=True) + EPS))
     return torch.stack(outs, dim=-2), (S, z)                 # (..., T, dv)
+    # END EXERCISE
 
 
 def check_exactness(gen):
@@ -437,7 +442,27 @@ def main(args) -> dict:
     print("Questions to predict before running: at which N does linear attention become faster "
           f"on your machine? Can one head of width {D_MODEL} recall one of {PAIRS} pairs through "
           f"a {D_MODEL} x {D_MODEL} state with positive features, and what would you change to test it?")
-    return cli.finish(run, metrics)
+    def winner(task):
+        gap = metrics[f"{task}_softmax_acc_mean"] - metrics[f"{task}_linear_acc_mean"]
+        return ("softmax" if gap > WINNER_GAP else "linear" if gap < -WINNER_GAP else "about the same",
+                f"{task} held-out accuracy: softmax {metrics[f'{task}_softmax_acc_mean']:.3f}, linear "
+                f"{metrics[f'{task}_linear_acc_mean']:.3f} (mean of {n_seeds} seeds; convergence.png)")
+    slope = metrics["linear_mem_slope"]
+    answers = {"memory_linear": ("like n" if abs(slope - 1) < abs(slope - 2) else "like n^2",
+                                 f"log-log slope of linear attention's memory {slope:.2f}, softmax's "
+                                 f"{metrics['softmax_mem_slope']:.2f} (scaling.png, right)"),
+               "recall_winner": winner("recall"), "majority_winner": winner("majority")}
+    return cli.finish(run, metrics, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.11`) before running it;
+# `python -m dlcourse check 07.11` compares your answers with what the run measures.
+# PREDICT memory_linear (like n / like n^2): how does the working memory of (non-causal) linear attention grow with the sequence length N?
+# ANSWER memory_linear:
+# PREDICT recall_winner (softmax / linear / about the same): associative recall (find the one key among 32 that matches the query): which attention reaches the higher held-out accuracy (a gap over 0.05)?
+# ANSWER recall_winner:
+# PREDICT majority_winner (softmax / linear / about the same): majority vote (the most frequent of 4 kinds over 32 tokens): which attention reaches the higher held-out accuracy (a gap over 0.05)?
+# ANSWER majority_winner:
 
 
 if __name__ == "__main__":

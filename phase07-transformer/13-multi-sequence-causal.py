@@ -105,9 +105,11 @@ def take(x, idx):
 
 def remove_events(x, etype, eid):
     """Counterfactual masking: the same users without any event (etype, eid)."""
+    # EXERCISE remove_events: a shallow copy of x whose "valid" is False wherever the event type is etype AND the id is eid (do not modify x)
     out = dict(x)
     out["valid"] = x["valid"] & ~((x["etype"] == etype) & (x["eid"] == eid))
     return out
+    # END EXERCISE
 
 
 def move_after_t(x, etype, eid):
@@ -144,7 +146,9 @@ class StreamModel(nn.Module):
         self.aux_head = nn.Linear(D, 4 * N_IDS)        # masked event -> its (type, id)
 
     def visible(self, x):
+        # EXERCISE visible: an event may be used when it is real ("valid") and happened strictly before the prediction time T_PRED
         return x["valid"] & (x["time"] < T_PRED)                             # (B, S)
+        # END EXERCISE
 
     def encode(self, x, masked=None):
         """-> per-event states (B, S, D) and the visibility mask (B, S)."""
@@ -180,6 +184,7 @@ def counterfactual_batch(x, y, installed, gen):
     """The interventions, answered by the simulator (in practice: an experiment):
     do(views of B := coin) keeps the label - B causes nothing; do(no install) gives the label
     the mechanism gives without it."""
+    # EXERCISE counterfactual_batch: copy 1: B's view slots 1..N_B_VIEWS set by a fair coin per user, labels kept; copy 2: the install removed, installers relabelled by a P_BUY[0] draw; return both copies concatenated, with their labels
     n = len(y)
     cf_b = dict(x)
     cf_b["valid"] = x["valid"].clone()
@@ -188,6 +193,7 @@ def counterfactual_batch(x, y, installed, gen):
     y_a = torch.where(installed, (torch.rand(n, generator=gen) < P_BUY[0]).float(), y)
     both = {k: torch.cat([cf_b[k], cf_a[k]]) for k in x}
     return both, torch.cat([y, y_a])
+    # END EXERCISE
 
 
 def train(run, mode, tr, va, counterfactual, aux):
@@ -374,10 +380,22 @@ def main(args) -> dict:
         key = k.replace(" + ", "_").replace(" ", "_").replace("-", "_")
         metrics[f"auc_{key}"], metrics[f"auc_shift_{key}"] = a, b
         metrics[f"drop_install_{key}"], metrics[f"change_b_{key}"] = effects[k][:2]
-    # Questions to predict before running: which model has the HIGHER test AUC before the shift,
-    # and why is that no evidence it learnt the cause? Would the counterfactual copies help if
-    # the simulator's answer for do(no install) were wrong?
-    return cli.finish(run, metrics)
+    # Questions to think about: why is a higher test AUC before the shift no evidence that a model
+    # learnt the cause? Would the counterfactual copies help if the simulator's answer for
+    # do(no install) were wrong?
+    def higher(i, when):
+        return ("naive" if res[naive][i] > res[causal][i] else "counterfactual",
+                f"{when} AUC: {naive} {res[naive][i]:.3f}, {causal} {res[causal][i]:.3f} (shift.png)")
+    answers = {"higher_test_auc": higher(0, "test"), "higher_shifted_auc": higher(1, "shifted")}
+    return cli.finish(run, metrics, answers=answers)
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 07.13`) before running it;
+# `python -m dlcourse check 07.13` compares your answers with what the run measures.
+# PREDICT higher_test_auc (naive / counterfactual): on test users from the TRAINING distribution, which self-attention model has the higher AUC: the naive one or the one trained with counterfactual copies?
+# ANSWER higher_test_auc:
+# PREDICT higher_shifted_auc (naive / counterfactual): and after the shift, when the views of page B flip their correlation with the install?
+# ANSWER higher_shifted_auc:
 
 
 if __name__ == "__main__":
