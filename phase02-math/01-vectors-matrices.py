@@ -42,7 +42,9 @@ TOL = 1e-9                      # float64 agreement for the checks (round-off is
 # The residual is what is left after the best approximation of b by a multiple of a; it is
 # orthogonal to a because any component along a could still be removed.
 def project_onto_line(b, a):
+    # EXERCISE project_onto_line: proj_a(b) = (a . b / a . a) a: the multiple of a whose residual b - proj is orthogonal to a
     return (a @ b) / (a @ a) * a
+    # END EXERCISE
 
 
 # --- 2. Projection onto a subspace (the column space of A) -----------------------------
@@ -51,8 +53,10 @@ def project_onto_line(b, a):
 # So x = (A^T A)^{-1} A^T b, and the projection matrix P = A (A^T A)^{-1} A^T.
 # This is exactly least squares: linear regression *is* an orthogonal projection.
 def project_onto_columns(b, A):
+    # EXERCISE project_onto_columns: solve the normal equations A^T A x = A^T b (np.linalg.solve, no inverse); return (A x, x)
     x = np.linalg.solve(A.T @ A, A.T @ b)   # solve, never invert explicitly: cheaper, stabler
     return A @ x, x
+    # END EXERCISE
 
 
 # --- 3. Gram-Schmidt: an orthonormal basis of the column space -------------------------
@@ -62,6 +66,7 @@ def project_onto_columns(b, A):
 # directions kept is the rank. ("Modified" GS: subtract one basis vector at a time, which
 # loses less orthogonality to round-off than subtracting all projections at once.)
 def gram_schmidt(A, rel_tol=RANK_TOL):
+    # EXERCISE gram_schmidt: for each column subtract (q . v) q for every basis q so far; keep v / |v| if |v| > rel_tol * the largest column norm
     scale = np.linalg.norm(A, axis=0).max()
     basis = []
     for j in range(A.shape[1]):
@@ -71,6 +76,7 @@ def gram_schmidt(A, rel_tol=RANK_TOL):
         if np.linalg.norm(v) > rel_tol * scale:
             basis.append(v / np.linalg.norm(v))
     return np.stack(basis, axis=1) if basis else np.zeros((A.shape[0], 0))   # (n, rank)
+    # END EXERCISE
 
 
 def polygon_area(xy):
@@ -206,7 +212,25 @@ def main(args) -> dict:
                 2 * (M @ u) - 3 * (M @ v), atol=TOL, demo=True)   # numpy against numpy
 
     figure(run, a, b, maps)
-    return cli.finish(run, {"rows": n, "r2": float(r2)})
+    names = ["rotate", "scale", "shear", "project"]             # the order of maps above
+    changed = [nm for nm, area in zip(names[:3], areas) if abs(area - 1.0) > TOL]
+    low_rank = gram_schmidt(low).shape[1]
+    return cli.finish(run, {"rows": n, "r2": float(r2)}, answers={
+        "area_changer": (" and ".join(changed) or "none",
+                         "mapped unit-square areas: " + ", ".join(
+                             f"{nm} {area:.2f}" for nm, area in zip(names, areas))
+                         + " (vectors_and_maps.png, orange squares)"),
+        "low_rank": (str(low_rank), f"Gram-Schmidt keeps {low_rank} of the {low.shape[1]} "
+                     f"columns of the ({n}, {RANK_TRUE}) @ ({RANK_TRUE}, {K_COLS}) product"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.01`) before running it;
+# `python -m dlcourse check 02.01` compares your answers with what the run measures.
+# PREDICT area_changer (rotate / scale / shear): of these three maps, which one changes the area of the unit square?
+# ANSWER area_changer:
+# PREDICT low_rank (3 / 6): a (n, 3) @ (3, 6) product has 6 columns; how many directions does Gram-Schmidt keep?
+# ANSWER low_rank:
 
 
 if __name__ == "__main__":

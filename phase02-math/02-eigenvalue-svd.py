@@ -40,6 +40,7 @@ TOL = 1e-9             # relative float64 agreement for the checks
 # sum_i c_i q_i; after t steps it is sum_i c_i lambda_i^t q_i, so the direction with the
 # largest |lambda| dominates, at a speed set by the ratio |lambda_2 / lambda_1|.
 def power_iteration(S, rng, steps=POWER_STEPS, tol=POWER_TOL):
+    # EXERCISE power_iteration: from a random unit v repeat w = S v, lambda = v . w (Rayleigh), v = w / |w| until lambda changes < tol (relative); return (lambda, v, steps)
     v = rng.normal(size=S.shape[0])
     v /= np.linalg.norm(v)
     lam = 0.0
@@ -51,6 +52,7 @@ def power_iteration(S, rng, steps=POWER_STEPS, tol=POWER_TOL):
             break
         lam = new_lam
     return new_lam, v, step
+    # END EXERCISE
 
 
 def top_eigenpairs(S, k, rng):
@@ -74,6 +76,7 @@ def top_eigenpairs(S, k, rng):
 # (Fine for teaching; real SVD routines avoid forming A^T A, which squares the condition
 # number and loses the small singular values to round-off.)
 def svd_via_eig(A):
+    # EXERCISE svd_via_eig: eigh(A^T A) sorted descending gives V and sigma = sqrt(lambda); keep sigma > 1e-6 sigma_1; u_i = A v_i / sigma_i
     lam, V = np.linalg.eigh(A.T @ A)                        # ascending eigenvalues
     order = np.argsort(lam)[::-1]
     lam, V = np.clip(lam[order], 0, None), V[:, order]
@@ -81,6 +84,7 @@ def svd_via_eig(A):
     keep = sigma > 1e-6 * sigma[0]                          # below: round-off of A^T A, not signal
     U = A @ V[:, keep] / sigma[keep]                        # (n, r)
     return U, sigma[keep], V[:, keep]
+    # END EXERCISE
 
 
 # --- 3. Low-rank approximation -------------------------------------------------------
@@ -88,7 +92,9 @@ def svd_via_eig(A):
 # no rank-k matrix is closer to A, and the error is exactly what was thrown away:
 #     |A - A_k|_F^2 = sum_{i>k} sigma_i^2,      |A - A_k|_2 = sigma_{k+1}.
 def rank_k(U, s, Vt, k):
+    # EXERCISE rank_k: A_k = sum over the first k of sigma_i u_i v_i^T, as one matrix product
     return (U[:, :k] * s[:k]) @ Vt[:k]                      # (n, k) * (k,) @ (k, d) -> (n, d)
+    # END EXERCISE
 
 
 def figure(run, s, r, A, mean, U, Vt):
@@ -189,8 +195,23 @@ def main(args) -> dict:
           f"instead of {A.size}")
 
     figure(run, s, r, A, mean, U, Vt)
+    band = "under half" if kept < 0.5 else "over 95%" if kept > 0.95 else "half to 95%"
     return cli.finish(run, {"images": len(A), "lambda_1": float(lam1),
-                            f"energy_kept_rank{k}": float(kept)})
+                            f"energy_kept_rank{k}": float(kept)}, answers={
+        "rank10_energy": (band, f"rank {k} keeps {kept:.3f} of the energy (svd_digits.png, "
+                                "lower left)"),
+        "full_rank": ("yes" if r == A.shape[1] else "no",
+                      f"{r} of {A.shape[1]} singular values above 1e-6 sigma_1 "
+                      "(svd_digits.png, upper left)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.02`) before running it;
+# `python -m dlcourse check 02.02` compares your answers with what the run measures.
+# PREDICT rank10_energy (under half / half to 95% / over 95%): of the 64 pixel directions, how much of the centred digits' energy do the best 10 keep?
+# ANSWER rank10_energy:
+# PREDICT full_rank (yes / no): does the centred digits matrix have all 64 singular values nonzero (full column rank)?
+# ANSWER full_rank:
 
 
 if __name__ == "__main__":

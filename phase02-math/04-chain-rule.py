@@ -45,6 +45,7 @@ INIT_SCALE = 0.5     # std of the initial weights (divided by sqrt(fan-in))
 #   dL/dm1 = dL/ds * 1,  dL/db = dL/ds * 1       (a sum passes the gradient on unchanged)
 #   dL/dw1 = dL/dm1 * x1,  dL/dx1 = dL/dm1 * w1  (a product swaps in the other factor)
 def neuron_forward_backward(x1, w1, x2, w2, b, y):
+    # EXERCISE neuron_forward_backward: forward: fill v[m1, m2, s, p, L] left to right; backward: g[node] = upstream gradient x local derivative, from g['L'] = 1 back to the inputs
     v = {"x1": x1, "w1": w1, "x2": x2, "w2": w2, "b": b}
     v["m1"], v["m2"] = w1 * x1, w2 * x2
     v["s"] = v["m1"] + v["m2"] + b
@@ -57,6 +58,7 @@ def neuron_forward_backward(x1, w1, x2, w2, b, y):
     g["w1"], g["x1"] = g["m1"] * x1, g["m1"] * w1
     g["w2"], g["x2"] = g["m2"] * x2, g["m2"] * w2
     return v, g
+    # END EXERCISE
 
 
 # --- 2. The same rules for matrices: a two-layer network --------------------------------
@@ -86,6 +88,7 @@ def forward(params, X):
 
 def loss_and_grads(params, X, y):
     """Forward and backward by hand; returns the loss and a dict of gradients."""
+    # EXERCISE loss_and_grads: stable log-softmax cross-entropy; dZ2 = (P - onehot) / B, then for Z = X W + b: dW = X^T G, db = G summed over rows, dX = G W^T; tanh' = 1 - A^2
     B, C = X.shape[0], params["W2"].shape[1]
     A, Z2 = forward(params, X)
     Z = Z2 - Z2.max(dim=1, keepdim=True).values     # stable softmax (lesson 07)
@@ -100,6 +103,7 @@ def loss_and_grads(params, X, y):
     dW1 = X.T @ dZ1                                                 # (D, B) @ (B, H) -> (D, H)
     db1 = dZ1.sum(dim=0)                                            # (H,)
     return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    # END EXERCISE
 
 
 def autograd_grads(params, X, y):
@@ -230,7 +234,24 @@ def main(args) -> dict:
     axes[1].set(xlabel="step (full batch)", ylabel="cross-entropy", title="wine, 2-layer network")
     axes[1].legend()
     plot.save(fig, run, "backprop.png")
-    return cli.finish(run, {"steps": steps, "final_loss": final_loss, "train_acc": acc})
+    biggest = max(names, key=lambda k: abs(g[k]))
+    rises = int(np.sum(np.diff(curves["hand gradients"] + [final_loss]) >= 0))
+    return cli.finish(run, {"steps": steps, "final_loss": final_loss, "train_acc": acc}, answers={
+        "largest_grad": (biggest, ", ".join(f"dL/d{k} = {g[k]:+.3f}" for k in names)
+                         + " at y = 1 (backprop.png, left)"),
+        "loss_monotone": ("yes" if rises == 0 else "no",
+                          f"{rises} of {steps} full-batch steps raised the loss, "
+                          f"{curves['hand gradients'][0]:.4f} -> {final_loss:.4f} "
+                          "(backprop.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.04`) before running it;
+# `python -m dlcourse check 02.04` compares your answers with what the run measures.
+# PREDICT largest_grad (x1 / w1 / x2 / w2 / b): for the neuron drawn (x1 = 1.5, w1 = -0.8, x2 = 0.5, w2 = 1.2, b = 0.3, y = 1), which input gets the largest |dL/d input|?
+# ANSWER largest_grad:
+# PREDICT loss_monotone (yes / no): at LR = 0.2 with full-batch steps, does the wine network's training loss fall at every single step?
+# ANSWER loss_monotone:
 
 
 if __name__ == "__main__":

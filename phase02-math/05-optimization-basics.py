@@ -61,6 +61,7 @@ GRAD_POINTS = 6            # random points where the Rosenbrock gradient meets a
 # Small lr: the flat directions (small lambda) crawl. lr near 2/L: the steep direction
 # overshoots and flips sign each step (zig-zag). Best fixed lr = 2/(L + mu).
 def gradient_descent(grad, x0, lr, steps, loss=None):
+    # EXERCISE gradient_descent: x <- x - lr * grad(x), keeping every iterate; when loss is given stop once loss >= BLOWUP * the start's loss (or is nan); return (steps + 1, dim)
     xs = [np.asarray(x0, float)]
     f0 = loss(xs[0]) if loss else None
     for _ in range(steps):
@@ -68,6 +69,7 @@ def gradient_descent(grad, x0, lr, steps, loss=None):
         if loss and not loss(xs[-1]) < BLOWUP * f0:         # also stops on inf / nan
             break
     return np.array(xs)                                      # (steps + 1, dim)
+    # END EXERCISE
 
 
 def rotation(deg):
@@ -87,13 +89,17 @@ def rosen(p):
 
 
 def rosen_grad(p):
+    # EXERCISE rosen_grad: differentiate (1 - x)^2 + 100 (y - x^2)^2 in x and in y; the chain rule brings a -2x from the inner x^2
     x, y = p
     return np.array([-2 * (1 - x) - 400 * x * (y - x ** 2), 200 * (y - x ** 2)])
+    # END EXERCISE
 
 
 def rosen_hessian(p):
+    # EXERCISE rosen_hessian: differentiate each gradient component again in x and y; d/dx of -400 x (y - x^2) needs the product rule
     x, y = p
     return np.array([[2 - 400 * (y - 3 * x ** 2), -400 * x], [-400 * x, 200.0]])
+    # END EXERCISE
 
 
 # --- A 1-D non-convex function ----------------------------------------------------------
@@ -321,10 +327,33 @@ def main(args) -> dict:
           f"{ends[1]:.4f} (q = {q(ends[1]):.4f}): only one is the global minimum")
 
     figure(run, H, paths, sweep, rosen_paths, q_runs, scipy_paths)
+    gap_101 = gaps[len(SWEEP) + checked.index(1.01)]
+    ratio = gd_steps / results["BFGS"].nit
+    global_start = min(q_runs, key=lambda x0: q(q_runs[x0][-1]))
     return cli.finish(run, {"rows": n, "L_lsq": float(L_lsq), "L_rosenbrock_min": float(L_min),
                             "rosen_dist_above": float(np.linalg.norm(rosen_paths[above][-1] - 1)),
                             "gd_steps_to_tol": gd_steps,
-                            "bfgs_iterations": int(results["BFGS"].nit)})
+                            "bfgs_iterations": int(results["BFGS"].nit)}, answers={
+        "converges_101": ("yes" if gap_101 < 1e-6 else "no",
+                          f"relative loss gap after {LSQ_STEPS} steps at lr = 1.01 x 2/L: "
+                          f"{gap_101:.1e} (gradient_descent.png, upper right)"),
+        "gd_vs_bfgs": ("under 10x" if ratio < 10 else "10x to 100x" if ratio <= 100
+                       else "over 100x", f"hand GD {gd_steps} steps, BFGS {results['BFGS'].nit} "
+                       f"iterations: {ratio:.0f}x (gradient_descent.png, lower left)"),
+        "global_start": (f"{global_start:g}", ", ".join(
+            f"from {x0:g} ends at {xs[-1]:.4f}, q = {q(xs[-1]):.4f}" for x0, xs in q_runs.items())
+            + " (gradient_descent.png, lower right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.05`) before running it;
+# `python -m dlcourse check 02.05` compares your answers with what the run measures.
+# PREDICT converges_101 (yes / no): on diabetes least squares, does gradient descent at lr = 1.01 x 2/L converge?
+# ANSWER converges_101:
+# PREDICT gd_vs_bfgs (under 10x / 10x to 100x / over 100x): to reach 1e-4 of Rosenbrock's minimum, how many times more iterations does hand GD need than BFGS?
+# ANSWER gd_vs_bfgs:
+# PREDICT global_start (-2 / 2): q(x) = x^4 - 3x^2 + x; GD from which start ends in the global minimum?
+# ANSWER global_start:
 
 
 if __name__ == "__main__":

@@ -86,8 +86,10 @@ def sample_poisson(rng, n, lam):
 
 
 def sample_normal(rng, n, mu, sigma):
+    # EXERCISE sample_normal: Box-Muller: two uniforms (u1 in (0, 1] so log is finite), Z = sqrt(-2 ln U1) cos(2 pi U2), return mu + sigma Z
     u1, u2 = 1 - rng.random(n), rng.random(n)                  # u1 in (0, 1]: log is finite
     return mu + sigma * np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+    # END EXERCISE
 
 
 # --- Exact moments, and how far a sample may stray ----------------------------------------
@@ -151,11 +153,13 @@ def ks_distance_discrete(x, cdf):
 # covers the true mu with probability conf. The z quantile (1.96) is only right as n -> inf.
 def t_interval(x, conf=CONF):
     """Student t confidence interval for the mean, along the last axis of x: (lo, hi)."""
+    # EXERCISE t_interval: mean +- t_{n-1, (1 + conf)/2} * s / sqrt(n), with s the ddof = 1 standard deviation (stats.t.ppf gives the quantile)
     n = x.shape[-1]
     se = x.std(axis=-1, ddof=1) / np.sqrt(n)
     q = stats.t.ppf((1 + conf) / 2, df=n - 1)
     m = x.mean(axis=-1)
     return m - q * se, m + q * se
+    # END EXERCISE
 
 
 def p_two_sided(t, df):
@@ -180,6 +184,7 @@ def t_test_1samp(x, mu0):
 # rejects a true null far more often than ALPHA (section 4 measures it).
 def t_test_2samp(a, b, welch=True):
     """H0: mean(a) = mean(b). Returns (t, df, p), along the last axis."""
+    # EXERCISE t_test_2samp: v = s^2 / n per group; Welch: se = sqrt(v_a + v_b), df = Welch-Satterthwaite; pooled: s_p^2 weighted by n - 1, df = n_a + n_b - 2; t = diff of means / se
     na, nb = a.shape[-1], b.shape[-1]
     va, vb = a.var(axis=-1, ddof=1) / na, b.var(axis=-1, ddof=1) / nb
     if welch:
@@ -192,6 +197,7 @@ def t_test_2samp(a, b, welch=True):
         df = na + nb - 2
     t = (a.mean(axis=-1) - b.mean(axis=-1)) / se
     return t, df, p_two_sided(t, df)
+    # END EXERCISE
 
 
 # The bootstrap: no formula for the SE, no normality. Treat the sample as the population,
@@ -469,10 +475,32 @@ def main(args) -> dict:
 
     figure(run, samples, clt)
     figure_intervals(run, shown, coverage, pvals)
+    cov_small = float(covs[2][0])
+    pooled_fp = float(reject["pooled (Student)"])
     return cli.finish(run, {"draws": n, "posterior_one_test": post1, "posterior_two_tests": post2,
                             "ks_sqrtN_D_exponential": ks[f"exponential(rate {EXP_RATE:g})"],
-                            "coverage_t_exponential_small_n": float(covs[2][0]),
-                            "false_positive_pooled": float(reject["pooled (Student)"])})
+                            "coverage_t_exponential_small_n": cov_small,
+                            "false_positive_pooled": pooled_fp}, answers={
+        "posterior": ("under 20%" if post1 < 0.2 else "20% to 80%" if post1 <= 0.8 else "over 80%",
+                      f"P(sick | +) = {post1:.3f} by Bayes, matched by {PEOPLE:,} simulated people"),
+        "t_cover_skewed": ("below 95%" if cov_small + Z_MAX * se_cov < CONF else "about 95%",
+                           f"coverage {cov_small:.3f} at n = {COVER_NS[0]} (SE {se_cov:.3f}; "
+                           "confidence_intervals.png)"),
+        "pooled_false_pos": ("about 5%" if abs(pooled_fp - ALPHA) < Z_MAX * se_rej
+                             else "well above 5%" if pooled_fp > ALPHA else "well below 5%",
+                             f"pooled test rejects a true null {pooled_fp:.3f} of the time, Welch "
+                             f"{reject['Welch']:.3f} (confidence_intervals.png)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.06`) before running it;
+# `python -m dlcourse check 02.06` compares your answers with what the run measures.
+# PREDICT posterior (under 20% / 20% to 80% / over 80%): 1% are sick, the test catches 95% and false-alarms on 5%; after one positive, how likely is sickness?
+# ANSWER posterior:
+# PREDICT t_cover_skewed (below 95% / about 95%): how often does a 95% t interval cover the mean of n = 5 exponential draws?
+# ANSWER t_cover_skewed:
+# PREDICT pooled_false_pos (well below 5% / about 5% / well above 5%): the null is true, the small group (7) is the noisy one (sd 3 vs 1); how often does the pooled t-test at 0.05 reject?
+# ANSWER pooled_false_pos:
 
 
 if __name__ == "__main__":

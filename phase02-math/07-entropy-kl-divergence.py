@@ -54,7 +54,9 @@ SMOOTHING = 0.1               # label-smoothing strength for the entropy-floor e
 # the same as minimising KL(p || q). With one-hot labels H(p) = 0 and CE = KL.
 # Convention: 0 log 0 = 0 (the limit of x log x as x -> 0).
 def entropy(p):
+    # EXERCISE entropy: H(p) = -sum_i p_i log p_i in nats over the last axis, with 0 log 0 = 0 (take the log only where p > 0)
     return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
+    # END EXERCISE
 
 
 def cross_entropy(p, q):
@@ -62,8 +64,10 @@ def cross_entropy(p, q):
 
 
 def kl(p, q):
+    # EXERCISE kl: KL(p || q) = sum_i p_i (log p_i - log q_i) over the last axis; terms with p_i = 0 count 0
     return np.sum(np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - np.log(q)), 0.0),
                   axis=-1)
+    # END EXERCISE
 
 
 # --- log-sum-exp ------------------------------------------------------------------------
@@ -76,8 +80,10 @@ def logsumexp_naive(z):
 
 
 def logsumexp(z):
+    # EXERCISE logsumexp: LSE(z) = m + log sum_j exp(z_j - m) with m = max_j z_j over the last axis (keepdims, then drop it)
     m = np.max(z, axis=-1, keepdims=True)
     return (m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
+    # END EXERCISE
 
 
 def log_softmax(z):
@@ -260,9 +266,26 @@ def main(args) -> dict:
           f"reverse KL fit: mu {best['reverse'][0]:.2f}, sigma {best['reverse'][1]:.2f}")
 
     figure(run, x, p, best)
+    mu_rev = best["reverse"][0]
+    near = min(abs(mu_rev - m) for m in MIX_MEANS)
     return cli.finish(run, {"pairs": len(P), "digits_test_ce": float(ce_test),
                             "forward_kl_sigma": float(best["forward"][1]),
-                            "reverse_kl_sigma": float(best["reverse"][1])})
+                            "reverse_kl_sigma": float(best["reverse"][1])}, answers={
+        "kl_larger": ("a first" if kl(a, b) > kl(b, a) else "b first",
+                      f"KL(a || b) = {kl(a, b):.4f}, KL(b || a) = {kl(b, a):.4f} nats: b puts 0.33 "
+                      "where a has only 0.05"),
+        "reverse_kl_mean": ("on one bump" if near < abs(mu_rev) else "between the bumps",
+                            f"reverse-KL fit mu {mu_rev:.2f}, sigma {best['reverse'][1]:.2f}; "
+                            f"bumps at {MIX_MEANS} (entropy_kl.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.07`) before running it;
+# `python -m dlcourse check 02.07` compares your answers with what the run measures.
+# PREDICT kl_larger (a first / b first): a = [0.8, 0.15, 0.05], b = [0.34, 0.33, 0.33]; which is larger, KL(a || b) (a first) or KL(b || a)?
+# ANSWER kl_larger:
+# PREDICT reverse_kl_mean (between the bumps / on one bump): one Gaussian q fitted to two bumps by minimising KL(q || p); where does its mean end up?
+# ANSWER reverse_kl_mean:
 
 
 if __name__ == "__main__":

@@ -67,8 +67,10 @@ def minimise(objective, params, lr, steps):
 # Minimising the NLL of a classifier's labels is minimising cross-entropy (lesson 07); for
 # regression with Gaussian noise it is minimising squared error.
 def gaussian_nll(x):
+    # EXERCISE gaussian_nll: return a function of (mu, log_sigma): NLL per sample = log sigma + mean((x - mu)^2) / (2 sigma^2), written with exp(-2 log_sigma)
     return lambda mu, log_sigma: (log_sigma + 0.5 * torch.exp(-2 * log_sigma)
                                   * ((x - mu) ** 2).mean())
+    # END EXERCISE
 
 
 def bernoulli_nll(k, n, prior=(1.0, 1.0)):
@@ -98,11 +100,15 @@ def bernoulli_nll(k, n, prior=(1.0, 1.0)):
 # (A Laplace prior, ∝ exp(-|w|/b), gives an L1 penalty instead: the lasso.)
 # As n grows the likelihood's n terms outweigh the prior's one: MAP -> MLE.
 def coin_map(k, n, a=PRIOR_A, b=PRIOR_B):
+    # EXERCISE coin_map: a Beta(a, b) prior acts like a - 1 extra heads and b - 1 extra tails on top of k heads in n flips
     return (k + a - 1) / (n + a + b - 2)
+    # END EXERCISE
 
 
 def ridge_closed_form(X, y, lam):
+    # EXERCISE ridge_closed_form: w_MAP = (X^T X + lambda I)^{-1} X^T y, computed with np.linalg.solve (no explicit inverse)
     return np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ y)
+    # END EXERCISE
 
 
 def figure(run, flips, X, y, names):
@@ -231,9 +237,26 @@ def main(args) -> dict:
     print(f"ridge (lambda {RIDGE_LAMBDA:g}) keeps {shrink:.3f} of the least-squares weight norm")
 
     figure(run, flips, X, y, diabetes.feature_names)
+    grown = [nm for nm, a, b in zip(diabetes.feature_names, w_mle, w_map) if abs(b) > abs(a)]
     return cli.finish(run, {"samples": n, "mu_hat": float(mu_hat), "sigma_hat": float(sigma_hat),
                             "coin_mle": float(k / n), "coin_map": float(coin_map(k, n)),
-                            "ridge_shrink": float(shrink)})
+                            "ridge_shrink": float(shrink)}, answers={
+        "map_nearer": ("sample mean" if abs(mu_map - x[:m].mean()) < abs(mu_map - PRIOR_MU)
+                       else "prior mean",
+                       f"mean of {m} samples {x[:m].mean():.3f}, prior mean {PRIOR_MU}, MAP "
+                       f"{mu_map:.3f}: precisions {prec_data:g} (data) vs {prec_prior:g} (prior)"),
+        "ridge_every_weight": ("yes" if not grown else "no",
+                               f"|w| grows under the prior for {', '.join(grown) or 'none'}; the "
+                               f"norm shrinks to {shrink:.3f} (mle_map.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.08`) before running it;
+# `python -m dlcourse check 02.08` compares your answers with what the run measures.
+# PREDICT map_nearer (sample mean / prior mean): 20 samples with sigma = 2, prior N(1, 0.5^2) on the mean; is mu_MAP nearer the sample mean or the prior mean?
+# ANSWER map_nearer:
+# PREDICT ridge_every_weight (yes / no): ridge (lambda = 10) shrinks the weight vector's norm; does it shrink every single diabetes coefficient in magnitude?
+# ANSWER ridge_every_weight:
 
 
 if __name__ == "__main__":

@@ -73,10 +73,12 @@ def normal_equations(x, y, alpha=0.0):
         (X^T X + alpha P) w = X^T y,   P = diag(0, 1, ..., 1)  (the intercept is not penalised).
     We *solve* that system rather than forming the inverse: same answer, fewer rounding errors.
     """
+    # EXERCISE normal_equations: with X_1 = add_bias(x) solve (X_1^T X_1 + alpha P) w = X_1^T y, P = the identity with P[0, 0] = 0 (no penalty on the intercept)
     xb = add_bias(x)
     penalty = alpha * np.eye(xb.shape[1])
     penalty[0, 0] = 0.0
     return np.linalg.solve(xb.T @ xb + penalty, xb.T @ y)
+    # END EXERCISE
 
 
 def gradient_descent(x, y):
@@ -87,6 +89,7 @@ def gradient_descent(x, y):
     lr = 1 / lambda_max. Its speed is set by the condition number lambda_max / lambda_min:
     each step shrinks the error along the flattest direction by only (1 - 1/kappa).
     """
+    # EXERCISE gradient_descent: on X_1 = add_bias(x): lr = 1 / lambda_max of H = (2/N) X_1^T X_1; from w = 0 record the MSE, step w -= lr (2/N) X_1^T (X_1 w - y) until |grad| < GD_TOL; return (w, losses, kappa, step)
     xb = add_bias(x)
     n = len(y)
     hessian = 2.0 / n * xb.T @ xb
@@ -102,14 +105,17 @@ def gradient_descent(x, y):
             break
         w -= lr * grad
     return w, losses, eig[-1] / eig[0], step
+    # END EXERCISE
 
 
 def to_original_units(w_std, mu, sd):
     """Weights fitted on z = (x - mu) / sd, rewritten for x itself:
         y = b + sum_j w_j (x_j - mu_j) / sd_j = (b - sum_j w_j mu_j / sd_j) + sum_j (w_j / sd_j) x_j
     The same model (same predictions), so it must equal the fit in original units."""
+    # EXERCISE to_original_units: coefficient j becomes w_j / sd_j; the intercept b - sum_j w_j mu_j / sd_j; return them intercept first
     coef = w_std[1:] / sd
     return np.append(w_std[0] - coef @ mu, coef)     # (1 + D,): intercept first
+    # END EXERCISE
 
 
 def r2(y, y_hat):
@@ -203,9 +209,27 @@ def main(args) -> dict:
     ax2.set(xlabel="change in progression per std of feature", title="coefficients")
     ax2.legend()
     plot.save(fig, run, "coefficients.png")
+    gain = cond_raw / kappa
     return cli.finish(run, {"test_r2": float(test_r2), "intercept": float(w_ne[0]),
                             "gd_steps": steps, "condition_number": float(kappa),
-                            "condition_number_original_units": float(cond_raw)})
+                            "condition_number_original_units": float(cond_raw)}, answers={
+        "intercept_sign": ("positive" if w_ne[0] > 0 else "negative",
+                           f"intercept {w_ne[0]:.1f} while the mean progression is "
+                           f"{y_tr.mean():.1f}: the prediction at age 0, BMI 0, bp 0, ..."),
+        "conditioning_gain": ("under 10x" if gain < 10 else "10x to 1000x" if gain <= 1000
+                              else "over 1000x",
+                              f"condition number {cond_raw:.1e} in original units, {kappa:.0f} "
+                              f"standardised: {gain:.0e}x; GD then needs {steps} steps "
+                              "(coefficients.png, left)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.09`) before running it;
+# `python -m dlcourse check 02.09` compares your answers with what the run measures.
+# PREDICT intercept_sign (positive / negative): the mean disease progression is about 150; what sign has the intercept fitted in original units?
+# ANSWER intercept_sign:
+# PREDICT conditioning_gain (under 10x / 10x to 1000x / over 1000x): by what factor does standardising the features shrink the condition number of X^T X?
+# ANSWER conditioning_gain:
 
 
 if __name__ == "__main__":

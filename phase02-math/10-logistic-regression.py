@@ -66,10 +66,12 @@ def loss_and_grad(w, b, x, y, lam):
     Prediction minus target, projected back onto the inputs: the same shape as linear regression.
     In terms of z, log p = -softplus(-z) and log(1-p) = -softplus(z); logaddexp keeps it finite.
     """
+    # EXERCISE loss_and_grad: z = Xw + b; mean CE via np.logaddexp(0, -+z) plus lam/2 |w|^2; gradients X^T (p - y) / N + lam w and mean(p - y); return (loss, dw, db)
     z = x @ w + b                                                        # (N,)
     ce = np.mean(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z))
     err = sigmoid(z) - y                                                 # (N,)
     return ce + 0.5 * lam * w @ w, x.T @ err / len(y) + lam * w, err.mean()
+    # END EXERCISE
 
 
 def autograd_reference(w, b, x, y, lam):
@@ -85,12 +87,14 @@ def autograd_reference(w, b, x, y, lam):
 
 def fit_gd(x, y, lam, steps, w=None, b=0.0):
     """Full-batch gradient descent from (w, b) (zeros by default); returns the loss before each step."""
+    # EXERCISE fit_gd: start from w (zeros if None, copied) and b; each step record the loss, then move both w and b by -LR times their gradient
     w, losses = np.zeros(x.shape[1]) if w is None else w.copy(), []
     for _ in range(steps):
         loss, gw, gb = loss_and_grad(w, b, x, y, lam)
         losses.append(loss)
         w, b = w - LR * gw, b - LR * gb
     return w, b, losses
+    # END EXERCISE
 
 
 def sgd_reference(w, b, x, y, lam, steps):
@@ -114,6 +118,7 @@ def fit_newton(x, y, lam):
     a column of ones for the bias and P leaves the bias unpenalised. p(1-p) > 0, so H is positive
     definite: the loss is convex, and there is a single minimum for sklearn and us to agree on.
     """
+    # EXERCISE fit_newton: theta = (b, w) on X_1 with a ones column; each step solve H d = g with H = X_1^T diag(p(1-p)) X_1 / N + lam P (P[0, 0] = 0) and subtract d
     x1 = np.hstack([np.ones((len(x), 1)), x])           # (N, 1 + D)
     theta = np.zeros(x1.shape[1])
     pen = lam * np.eye(x1.shape[1])
@@ -124,6 +129,7 @@ def fit_newton(x, y, lam):
         hess = (x1 * (p * (1 - p))[:, None]).T @ x1 / len(y) + pen
         theta -= np.linalg.solve(hess, grad)
     return theta[1:], theta[0]
+    # END EXERCISE
 
 
 def main(args) -> dict:
@@ -189,7 +195,21 @@ def main(args) -> dict:
     ax2.legend(loc="upper right")
     plot.save(fig, run, "boundary.png")
     return cli.finish(run, {"steps": len(losses), "test_acc": float(acc_gd), "sklearn_test_acc": float(acc_ref),
-                            "final_loss": float(loss_gd)})
+                            "final_loss": float(loss_gd)}, answers={
+        "test_accuracy": ("under 70%" if acc_gd < 0.7 else "70% to 90%" if acc_gd <= 0.9 else "over 90%",
+                          f"test accuracy {acc_gd:.3f} (majority class {max(y_te.mean(), 1 - y_te.mean()):.3f})"),
+        "radius_means": ("benign" if w2[0] > 0 else "malignant",
+                         f"2-feature model: weight {w2[0]:+.2f} on {BOUNDARY_FEATURES[0]} "
+                         "(boundary.png, right: p(benign) falls to the right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.10`) before running it;
+# `python -m dlcourse check 02.10` compares your answers with what the run measures.
+# PREDICT test_accuracy (under 70% / 70% to 90% / over 90%): a linear boundary on 30 standardised tumour features; what test accuracy?
+# ANSWER test_accuracy:
+# PREDICT radius_means (benign / malignant): in the 2-feature model, a larger mean radius pushes the prediction toward which class?
+# ANSWER radius_means:
 
 
 if __name__ == "__main__":

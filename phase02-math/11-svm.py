@@ -86,11 +86,13 @@ def subgradient(w, b, x, s, lam):
     two sides is a *subgradient*. We take -s_i x_i for points inside the margin, 0 otherwise:
         g_w = lam w - (1/N) sum_{i: s_i f_i < 1} s_i x_i,   g_b = -(1/N) sum_{i: s_i f_i < 1} s_i.
     Away from the kinks this is the ordinary gradient of J."""
+    # EXERCISE subgradient: points with s f < 1 are active; g_w = lam w - (1/N) sum_active s_i x_i, g_b = -(1/N) sum_active s_i
     n = len(s)
     active = s * (x @ w + b) < 1.0                         # (N,) inside the margin or wrong
     g_w = lam * w - (s[active, None] * x[active]).sum(0) / n
     g_b = -s[active].sum() / n
     return g_w, g_b
+    # END EXERCISE
 
 
 def fit_subgradient(x, s, C, steps):
@@ -99,6 +101,7 @@ def fit_subgradient(x, s, C, steps):
         min_t J(theta_t) - J*  <=  (||theta_1 - theta*||^2 + sum_t lr_t^2 ||g_t||^2) / (2 sum_t lr_t).
     Returns w, b, lam and (the two sums, the steps taken): the caller evaluates the bound once
     theta* is known."""
+    # EXERCISE fit_subgradient: lam = 1/(C N); from zeros, each step keep the best J so far, take the subgradient, lr = LR0 / sqrt(t), accumulate sum lr^2 |g|^2 and sum lr, step downhill
     n = len(s)
     lam = 1.0 / (C * n)
     w, b = np.zeros(x.shape[1]), 0.0
@@ -112,6 +115,7 @@ def fit_subgradient(x, s, C, steps):
         sum_sq, sum_lr = sum_sq + lr ** 2 * (g_w @ g_w + g_b ** 2), sum_lr + lr
         w, b = w - lr * g_w, b - lr * g_b
     return best[1], best[2], lam, (sum_sq, sum_lr, t)
+    # END EXERCISE
 
 
 def check_subgradient(x, s, C, rng):
@@ -133,8 +137,10 @@ def check_subgradient(x, s, C, rng):
 
 def rbf(a, b, gamma):
     """K_ij = exp(-gamma ||a_i - b_j||^2), with ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b (no loops)."""
+    # EXERCISE rbf: ||a_i - b_j||^2 = ||a_i||^2 + ||b_j||^2 - 2 a_i . b_j for all pairs by broadcasting (clip at 0), then exp(-gamma * that)
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T   # (Na, Nb)
     return np.exp(-gamma * np.maximum(sq, 0.0))
+    # END EXERCISE
 
 
 # 3. SVM vs logistic regression. Both fit a linear score f(x) = w.x + b by minimising
@@ -394,12 +400,33 @@ def main(args) -> dict:
 
     cmp = compare_with_logistic(run, rng)
     plot_comparison(cmp, run)
+    turns = {k: float(np.mean(v)) for k, v in cmp["turn"].items() if not k.endswith("fits")}
+    worst = max(cmp["cal"], key=lambda k: cmp["cal"][k][0])
     return cli.finish(run, {"sv_fraction": cmp["n_sv"] / cmp["n"],
                             "brier": {k: float(v[0]) for k, v in cmp["cal"].items()},
-                            "outlier_turn_deg": {k: float(np.mean(v)) for k, v in cmp["turn"].items()
-                                                 if not k.endswith("fits")},
+                            "outlier_turn_deg": turns,
                             "steps": steps, "rbf_test_acc": float(acc_rbf), "linear_test_acc": float(acc_lin),
-                            "margins": [float(m) for m in margins]})
+                            "margins": [float(m) for m in margins]}, answers={
+        "margin_vs_c": ("narrows" if all(np.diff(margins) < 0) else "widens" if all(np.diff(margins) > 0)
+                        else "neither", "2/||w|| = " + " > ".join(f"{m:.2f}" for m in margins)
+                        + f" for C = {', '.join(f'{C:g}' for C in CS)} (margins.png)"),
+        "outliers_turn": ("hinge" if turns["hinge (SVM)"] > turns["logistic (LR)"] else "logistic",
+                          ", ".join(f"{k} {v:.1f} deg" for k, v in turns.items()) + " (svm_vs_lr.png)"),
+        "worst_calibrated": ({"LR predict_proba": "lr", "SVM sigmoid(f), raw": "raw svm",
+                              "SVM Platt sigmoid(a f + b)": "platt svm"}[worst],
+                             "validation Brier: " + ", ".join(f"{k} {v[0]:.4f}" for k, v in cmp["cal"].items())
+                             + " (svm_vs_lr.png)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.11`) before running it;
+# `python -m dlcourse check 02.11` compares your answers with what the run measures.
+# PREDICT margin_vs_c (widens / narrows): as C grows (training errors cost more), what does the margin 2/||w|| do?
+# ANSWER margin_vs_c:
+# PREDICT outliers_turn (hinge / logistic): 5% far, label-flipped points are added; which boundary turns further?
+# ANSWER outliers_turn:
+# PREDICT worst_calibrated (lr / raw svm / platt svm): on validation data, whose probabilities have the worst Brier score?
+# ANSWER worst_calibrated:
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def impurity(stats, n, criterion):
     entropy: -sum_k p_k log2 p_k             (bits to encode the label)
     mse:     E[y^2] - E[y]^2                 (variance; stats = [sum y, sum y^2])
     """
+    # EXERCISE impurity: p = stats / n (n clipped to >= 1); gini 1 - sum p^2, entropy -sum p log2 p (0 log 0 = 0), mse from [sum y, sum y^2]: E[y^2] - E[y]^2
     n = np.maximum(n, 1)[..., None]
     if criterion == "mse":
         mean, mean_sq = stats[..., 0] / n[..., 0], stats[..., 1] / n[..., 0]
@@ -82,6 +83,7 @@ def impurity(stats, n, criterion):
     if criterion == "gini":
         return 1.0 - (p ** 2).sum(-1)
     return -(p * np.log2(np.where(p > 0, p, 1.0))).sum(-1)
+    # END EXERCISE
 
 
 class Tree:
@@ -224,6 +226,7 @@ def check_bootstrap(n, rng):
     check.close(f"bootstrap: mean rows left out of {n} vs n (1 - 1/n)^n = {n * q:.1f} "
                 f"({SIGMAS} std errors)", out.mean(), n * q, atol=SIGMAS * se)
     check.equal(f"bootstrap: every one of the {n} rows can be drawn", len(np.unique(draws)), n)
+    return out.mean() / n                                     # the share of rows left out
 
 
 def forest_predict_proba(x_tr, y_tr, x, n_trees, rng):
@@ -249,6 +252,7 @@ def boost(x_tr, y_tr, x_eval, rounds):
     (For log-loss the residual becomes y - sigmoid(F) and each leaf value is set by a Newton
     step: that is GradientBoostingClassifier.) Returns F on the training rows and on x_eval.
     """
+    # EXERCISE boost: start both F at mean(y_tr); each round fit Tree('mse', BOOST_DEPTH, min_leaf=BOOST_MIN_LEAF) to the residuals y - F and add BOOST_LR times its values on both sets
     f_tr = np.full(len(y_tr), y_tr.mean())
     f_eval = np.full(len(x_eval), y_tr.mean())
     for _ in range(rounds):
@@ -256,6 +260,7 @@ def boost(x_tr, y_tr, x_eval, rounds):
         f_tr += BOOST_LR * tree.value(x_tr)
         f_eval += BOOST_LR * tree.value(x_eval)
     return f_tr, f_eval
+    # END EXERCISE
 
 
 def newton_grad_hess(y, margin):
@@ -276,9 +281,11 @@ def split_gain(g_left, h_left, g_sum, h_sum, lam, gamma=0.0):
     """Loss decrease of a split, with w* put back in: a leaf's best loss is -1/2 G^2 / (H + lam), so
         gain = 1/2 [G_L^2/(H_L+lam) + G_R^2/(H_R+lam) - G^2/(H+lam)] - gamma,
     gamma being the price of one more leaf. (XGBoost's dump prints twice this, before gamma.)"""
+    # EXERCISE split_gain: right child = node minus left; gain = 1/2 [G_L^2/(H_L+lam) + G_R^2/(H_R+lam) - G^2/(H+lam)] - gamma
     g_right, h_right = g_sum - g_left, h_sum - h_left
     return 0.5 * (g_left ** 2 / (h_left + lam) + g_right ** 2 / (h_right + lam)
                   - g_sum ** 2 / (h_sum + lam)) - gamma
+    # END EXERCISE
 
 
 def best_xgb_gain(x, g, h, lam, min_child):
@@ -418,7 +425,7 @@ def main(args) -> dict:
     # against its statistics, and the accuracies against each other with McNemar's test: of the
     # test rows where the two forests disagree, each is right on about half if they are equally
     # good, so (ours right) - (sklearn right) has mean 0 and std sqrt(number of disagreements).
-    check_bootstrap(len(x_tr), rng)
+    left_out = check_bootstrap(len(x_tr), rng)
     proba_rf = forest_predict_proba(x_tr, y_tr, x_te, n_trees, rng)
     check.close("forest: averaged class probabilities sum to 1 on every row", proba_rf.sum(1),
                 np.ones(len(x_te)), atol=1e-12)
@@ -617,7 +624,22 @@ def main(args) -> dict:
     plot.save(fig, run, "tree_depth_pruning.png", dpi=tree_fig_dpi)
     return cli.finish(run, {"tree_acc": float(acc_tree), "forest_acc": float(acc_rf),
                             "boost_r2": float(r2_gb), "xgb_selected_test_acc": acc_boost_test,
-                            "best_depth": best_depth, "pruned_test_acc": float(acc_pruned_test)})
+                            "best_depth": best_depth, "pruned_test_acc": float(acc_pruned_test)}, answers={
+        "out_of_bag": ("about 10%" if left_out < 0.2 else "about 37%" if left_out < 0.5 else "about 63%",
+                       f"{left_out:.3f} of the {len(x_tr)} rows left out of a bootstrap sample, mean of "
+                       f"{BOOTSTRAP_DRAWS} draws; (1 - 1/n)^n -> 1/e = 0.368"),
+        "pruning_cuts": ("yes" if leaves[pick] < leaves[0] else "no",
+                         f"chosen alpha {alphas[pick]:.4f}: {leaves[pick]} leaves, full tree {leaves[0]} "
+                         "(tree_depth_pruning.png, lower right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.12`) before running it;
+# `python -m dlcourse check 02.12` compares your answers with what the run measures.
+# PREDICT out_of_bag (about 10% / about 37% / about 63%): a bootstrap sample draws n rows with replacement from n; what share of the rows does it leave out?
+# ANSWER out_of_bag:
+# PREDICT pruning_cuts (yes / no): pruning by cost complexity, alpha chosen on validation: does the chosen tree have fewer leaves than the full one?
+# ANSWER pruning_cuts:
 
 
 if __name__ == "__main__":

@@ -49,17 +49,21 @@ def knn_predict(x_tr, y_tr, x, k):
     """Majority vote of the k closest training points. No training at all: the 'model' is the
     data, and all the cost moves to prediction (N_test x N_train distances).
     Ties in the vote go to the smallest label, as in sklearn."""
+    # EXERCISE knn_predict: stable argsort of sq_dists to the training rows, keep the first k, count votes per class and take argmax (ties go to the smallest label)
     nearest = np.argsort(sq_dists(x, x_tr), axis=1, kind="stable")[:, :k]  # (N, k) indices
     votes = y_tr[nearest]                                                   # (N, k) labels
     counts = np.stack([(votes == c).sum(1) for c in range(y_tr.max() + 1)], 1)  # (N, C)
     return counts.argmax(1)
+    # END EXERCISE
 
 
 def next_centre(x, centres, rng):
     """Index of the next k-means++ centre: row i with probability D(x_i)^2 / sum_j D(x_j)^2,
     D = distance to the nearest centre chosen so far."""
+    # EXERCISE next_centre: D^2 = squared distance of each row to its nearest centre so far; draw one row index with probability D^2 / sum D^2 (rng.choice with p=)
     d2 = sq_dists(x, centres).min(1)
     return rng.choice(len(x), p=d2 / d2.sum())
+    # END EXERCISE
 
 
 def kmeans_pp(x, k, rng):
@@ -93,6 +97,7 @@ def lloyd(x, centres):
     mean of its points (best mu for fixed c: dJ/dmu_j = 0). J never increases, and there are
     finitely many assignments, so it stops when assignments repeat; but only at a *local* minimum.
     Returns labels, centres, inertia and the centre history (for the figure)."""
+    # EXERCISE lloyd: up to MAX_ITER times: assign each point to its nearest centre, stop when assignments repeat, else move each centre to its points' mean (empty: keep it); inertia = sum of min squared distances
     history = [centres.copy()]
     labels = None
     for _ in range(MAX_ITER):
@@ -105,6 +110,7 @@ def lloyd(x, centres):
         history.append(centres.copy())
     inertia = float(sq_dists(x, centres).min(1).sum())
     return labels, centres, inertia, history
+    # END EXERCISE
 
 
 def kmeans(x, k, rng, init="k-means++"):
@@ -202,8 +208,23 @@ def main(args) -> dict:
     ax.axvline(elbow, ls="--", c="gray")
     ax.set(xlabel="k", ylabel="inertia (sum of squared distances)", title="elbow plot")
     plot.save(fig, run, "elbow.png")
+    ratio = start_rand / start_pp
     return cli.finish(run, {"knn_acc": accs, "inertia": inertia, "elbow_k": elbow,
-                            "seed_inertia_pp": float(start_pp), "seed_inertia_random": float(start_rand)})
+                            "seed_inertia_pp": float(start_pp), "seed_inertia_random": float(start_rand)}, answers={
+        "elbow": (str(elbow) if str(elbow) in ("2", "4", "8") else "none",
+                  f"inertia by k: {', '.join(f'{k}:{i:.0f}' for k, i in zip(K_RANGE, inertias))} (elbow.png)"),
+        "seeding_gain": ("about the same" if ratio < 1.5 else "a few times lower" if ratio <= 10 else "over 10x lower",
+                         f"mean inertia of the seeds alone: k-means++ {start_pp:.0f}, random {start_rand:.0f} "
+                         f"({ratio:.1f}x)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.13`) before running it;
+# `python -m dlcourse check 02.13` compares your answers with what the run measures.
+# PREDICT elbow (2 / 4 / 8): the blobs sit near the 4 corners of a square; at which k does the inertia's fall slow down the most?
+# ANSWER elbow:
+# PREDICT seeding_gain (about the same / a few times lower / over 10x lower): before any Lloyd step, how does the inertia of k-means++ seeds compare with that of random seeds?
+# ANSWER seeding_gain:
 
 
 if __name__ == "__main__":

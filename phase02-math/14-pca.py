@@ -42,10 +42,12 @@ def pca_svd(x):
     (Eckart-Young: it is the best rank-k approximation of X_c).
     Working on X_c directly, not on C, avoids squaring the condition number.
     """
+    # EXERCISE pca_svd: centre by the column means, thin SVD of the centred data; variances along the rows of V^T are S^2 / (N - 1); return (mean, vt, var, s)
     mean = x.mean(0)
     u, s, vt = np.linalg.svd(x - mean, full_matrices=False)   # u (N, r), s (r,), vt (r, D)
     var = s ** 2 / (len(x) - 1)
     return mean, vt, var, s
+    # END EXERCISE
 
 
 def main(args) -> dict:
@@ -113,7 +115,20 @@ def main(args) -> dict:
         sub.set_title(f"PC {i + 1}", fontsize=8)
         sub.set(xticks=[], yticks=[])
     plot.save(fig, run, "pca.png")
-    return cli.finish(run, {"var_2d": float(cum[1]), "k_95": k95})
+    return cli.finish(run, {"var_2d": float(cum[1]), "k_95": k95}, answers={
+        "var_2d": ("under 10%" if cum[1] < 0.1 else "10% to 50%" if cum[1] <= 0.5 else "over 50%",
+                   f"the first 2 components keep {cum[1]:.1%} of the variance (pca.png, middle)"),
+        "k_95": ("under 10" if k95 < 10 else "10 to 40" if k95 <= 40 else "over 40",
+                 f"{k95} of 64 components reach {KEEP_VARIANCE:.0%} (pca.png, middle)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.14`) before running it;
+# `python -m dlcourse check 02.14` compares your answers with what the run measures.
+# PREDICT var_2d (under 10% / 10% to 50% / over 50%): the 2-D view of the 64-pixel digits keeps what share of their variance?
+# ANSWER var_2d:
+# PREDICT k_95 (under 10 / 10 to 40 / over 40): how many of the 64 principal components are needed to keep 95% of the variance?
+# ANSWER k_95:
 
 
 if __name__ == "__main__":

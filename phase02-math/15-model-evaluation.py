@@ -66,9 +66,11 @@ def prf(m):
     """precision = TP / (TP + FP): of the alarms, how many were real.
     recall    = TP / (TP + FN): of the real cases, how many we caught.
     F1 = harmonic mean 2PR / (P + R): high only when both are."""
+    # EXERCISE prf: unpack [[TN, FP], [FN, TP]]; precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2PR / (P + R)
     (tn, fp), (fn, tp) = m
     p, r = tp / (tp + fp), tp / (tp + fn)
     return p, r, 2 * p * r / (p + r)
+    # END EXERCISE
 
 
 def curves(y, score):
@@ -78,6 +80,7 @@ def curves(y, score):
     'predict positive for the top i'. Only the last row of each group of equal scores is a real
     threshold. TPR = TP/P, FPR = FP/N (ROC); precision = TP/(TP+FP), recall = TPR (PR).
     """
+    # EXERCISE curves: sort by score descending; keep only the last row of each tie group; cumsum y and 1 - y there give TP and FP; FPR and TPR start at 0; return (fpr, tpr, precision, recall, thresholds)
     order = np.argsort(-score, kind="stable")
     s, yy = score[order], y[order]
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]        # end of each tie group
@@ -86,6 +89,7 @@ def curves(y, score):
     fpr = np.r_[0, fp / (1 - yy).sum()]
     precision = tp / (tp + fp)
     return fpr, tpr, precision, tpr[1:], s[last]
+    # END EXERCISE
 
 
 def auc_trapezoid(fpr, tpr):
@@ -148,11 +152,13 @@ def group_folds(group, k, rng):
 def forward_chain(n, k):
     """Forward-chaining splits of n time-ordered rows (sklearn's TimeSeriesSplit): k validation
     blocks of n // (k + 1) rows at the end; each fold trains on everything before its block."""
+    # EXERCISE forward_chain: k validation blocks of n // (k + 1) rows ending at n; for each, yield (every row before the block, the block)
     size = n // (k + 1)
     for i in range(k):
         start = n - (k - i) * size
         train = np.arange(start)
         yield train, np.arange(start, start + size)
+    # END EXERCISE
 
 
 def duplicate_leakage(run, rng):
@@ -392,7 +398,24 @@ def main(args) -> dict:
                             "drift_acc": {k: float(v) for k, v in drift.items()},
                             "adversarial_auc": {"same": shift["auc_same"], "shifted": shift["auc_shift"]},
                             "roc_auc": auc, "average_precision": ap, "cv_acc_mean": float(np.mean(scores)),
-                            "cv_acc_std": float(np.std(scores)), "auc_ci": [float(lo), float(hi)]})
+                            "cv_acc_std": float(np.std(scores)), "auc_ci": [float(lo), float(hi)]}, answers={
+        "duplicates": ("random split" if abs(dup["random"] - dup["new"]) < abs(dup["group"] - dup["new"])
+                       else "group split",
+                       f"1-NN accuracy: random split {dup['random']:.3f}, group split {dup['group']:.3f}, "
+                       f"new items {dup['new']:.3f} (trustworthy.png)"),
+        "drift": ("random folds" if abs(drift["random"] - drift["future"]) < abs(drift["forward"] - drift["future"])
+                  else "forward chaining",
+                  f"15-NN accuracy: random folds {drift['random']:.3f}, forward chaining {drift['forward']:.3f}, "
+                  f"the future {drift['future']:.3f} (trustworthy.png)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.15`) before running it;
+# `python -m dlcourse check 02.15` compares your answers with what the run measures.
+# PREDICT duplicates (random split / group split): the data holds near-duplicate copies of items; which cross-validation comes closer to the accuracy on new items?
+# ANSWER duplicates:
+# PREDICT drift (random folds / forward chaining): on a drifting time-ordered stream, which validation comes closer to the accuracy on the future?
+# ANSWER drift:
 
 
 if __name__ == "__main__":

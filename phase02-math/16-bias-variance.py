@@ -87,9 +87,11 @@ def learning_curve(cols, model, repeats, rng):
 
 def diagnose(train_err, val_err, floor):
     """Bias shows as training error above the floor; variance as the validation-training gap."""
+    # EXERCISE diagnose: bias: training error more than HIGH above the floor; variance: validation more than HIGH above training; map the pair to one of the four labels
     bias, variance = train_err - floor > HIGH, val_err - train_err > HIGH
     return {(True, True): "high bias + high variance", (True, False): "high bias",
             (False, True): "high variance", (False, False): "good fit"}[(bias, variance)]
+    # END EXERCISE
 
 
 def lasso_ista(x, y, alpha, steps):
@@ -101,6 +103,7 @@ def lasso_ista(x, y, alpha, steps):
     (Ridge's penalty alpha w^2 has gradient 2 alpha w, which fades as w -> 0: it shrinks
     every weight smoothly but never to exactly zero.) Data are centred, so there is no intercept.
     """
+    # EXERCISE lasso_ista: lr = 1 / largest eigenvalue of X^T X / N; from w = 0: gradient step on 1/(2N)||y - Xw||^2, then soft-threshold each w_j by lr * alpha
     n = len(y)
     lr = 1.0 / np.linalg.eigvalsh(x.T @ x / n)[-1]           # 1 / Lipschitz constant of the gradient
     w = np.zeros(x.shape[1])
@@ -108,6 +111,7 @@ def lasso_ista(x, y, alpha, steps):
         w = w - lr * x.T @ (x @ w - y) / n
         w = np.sign(w) * np.maximum(np.abs(w) - lr * alpha, 0.0)
     return w
+    # END EXERCISE
 
 
 def rff_problem(rng):
@@ -128,6 +132,7 @@ def early_stopping(p, y, p_val, y_val, steps):
     keeping the weights from the step where it was lowest (the final weights are candidates too:
     if validation error never turns up, early stopping keeps them). Returns the train and
     validation MSE of w_0 ... w_steps, the kept weights and the final ones."""
+    # EXERCISE early_stopping: lr = 1 / largest eigenvalue of (2/N) P^T P; for steps + 1 points record train and validation MSE, keep a copy of w at the lowest validation MSE, step by 2 P^T r / N
     n = len(y)
     lr = 1.0 / np.linalg.eigvalsh(2 / n * p.T @ p)[-1]     # 1 / largest curvature of the MSE
     w, train, val = np.zeros(p.shape[1]), [], []
@@ -142,6 +147,7 @@ def early_stopping(p, y, p_val, y_val, steps):
             break
         w -= lr * 2 / n * p.T @ r                           # gradient of mean(r^2) is 2 P^T r / n
     return np.array(train), np.array(val), best[1], w
+    # END EXERCISE
 
 
 def gd_closed_form(p, y, p_val, y_val, steps):
@@ -245,7 +251,21 @@ def main(args) -> dict:
     return cli.finish(run, {"steps": steps, "zeros_l1": zeros_l1, "zeros_l2": zeros_l2,
                             "early_stop_step": best, "val_best": float(val_es[best]),
                             "val_final": float(val_es[-1]), "test_early_stopped": float(test_stop),
-                            "test_fully_trained": float(test_end)})
+                            "test_fully_trained": float(test_end)}, answers={
+        "ridge_zeros": ("none" if zeros_l2 == 0 else "some", f"exactly zero weights: ridge {zeros_l2}/{d}, "
+                        f"lasso {zeros_l1}/{d} (regularisation.png)"),
+        "early_or_full": ("early-stopped" if test_stop < test_end else "fully trained",
+                          f"test MSE early-stopped (step {best}) {test_stop:.3f} vs fully trained "
+                          f"{test_end:.3f} (regularisation.png)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.16`) before running it;
+# `python -m dlcourse check 02.16` compares your answers with what the run measures.
+# PREDICT ridge_zeros (none / some): 25 of the 30 features are irrelevant; how many of ridge's weights come out exactly zero?
+# ANSWER ridge_zeros:
+# PREDICT early_or_full (early-stopped / fully trained): more features than training points; which model has the lower test MSE?
+# ANSWER early_or_full:
 
 
 if __name__ == "__main__":

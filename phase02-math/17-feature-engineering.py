@@ -95,8 +95,10 @@ def one_hot(col):
 
 def equal_width_bins(col, k):
     """Bin index 0..k-1 over k equal-width intervals between min and max."""
+    # EXERCISE equal_width_bins: k + 1 equal-width edges from min to max; np.searchsorted on the inner edges (side='right': a value on an edge goes up)
     edges = np.linspace(col.min(), col.max(), k + 1)
     return np.searchsorted(edges[1:-1], col.to_numpy(), side="right")
+    # END EXERCISE
 
 
 def feature_pipeline(noise_cols):
@@ -173,6 +175,7 @@ def price_features(df):
     """Features for the price on day t, as known at the end of day t-1. Observed series (price,
     rain, temperature, visitors) enter only shifted by at least one day; the calendar and the
     holiday dates are known in advance, so day t's own (and later) values of those are fair."""
+    # EXERCISE price_features: calendar (year sin/cos, dow1..6, holiday, pre_holiday) may use day t; price lags LAGS, 7-day means and rain (RAIN_DELAY) only shifted; keep wholesale_LEAK = day t's wholesale (the trap)
     p, f = df.price, pd.DataFrame(index=df.index)
     doy = df.index.day_of_year.to_numpy()
     f["year_sin"], f["year_cos"] = np.sin(2 * np.pi * doy / 365.25), np.cos(2 * np.pi * doy / 365.25)
@@ -191,6 +194,7 @@ def price_features(df):
     # at the end of day t-1, when the forecast is made, it does not exist yet.
     f["wholesale_LEAK"] = df.wholesale
     return f
+    # END EXERCISE
 
 
 PRICE_GROUPS = {"calendar": ["year_sin", "year_cos"] + [f"dow{d}" for d in range(1, 7)],
@@ -301,6 +305,7 @@ def make_browsing_logs(n_users, rng):
 def user_features(logs, label_day, cut=True):
     """One row per user. With cut, only page views from strictly before the user's label date:
     what we could have known when the label was recorded."""
+    # EXERCISE user_features: with cut keep views strictly before each user's label day; group by user: views, sessions, active days, car views / distinct car days, last car day, service views; then shares and recency
     seen = logs[logs.day < logs.label_day] if cut else logs
     car_day = seen.day.where(seen.page.isin(CAR_PAGES))             # NaN for non-car views
     g = seen.assign(car=car_day.notna(), car_day=car_day, service=seen.page == SERVICE_PAGE).groupby("user")
@@ -314,6 +319,7 @@ def user_features(logs, label_day, cut=True):
     now = label_day if cut else LOG_DAYS                             # the last day the features saw
     f["days_since_car"] = (now - f.last_car_day).fillna(LOG_DAYS)    # recency of car interest
     return f
+    # END EXERCISE
 
 
 USER_GROUPS = {"activity": ["views", "sessions", "active_days"], "car counts": ["car_views", "car_days"],
@@ -480,7 +486,23 @@ def main(args) -> dict:
                "leaky_noise_acc": float(leaky), "honest_noise_acc": float(honest)}
     metrics.update(veg_case(rng, run.quick))
     metrics.update(car_case(rng, run.quick))
-    return cli.finish(run, metrics)
+    band = lambda a: "about 50%" if a < 0.6 else "60% to 75%" if a <= 0.75 else "over 75%"   # noqa: E731
+    return cli.finish(run, metrics, answers={
+        "select_then_cv": (band(leaky), f"pure noise, {d} features: select-then-CV accuracy {leaky:.2f}, "
+                           f"select-inside-CV {honest:.2f}"),
+        "wholesale_deployed": ("better" if metrics["veg_leaky_deployed_mae"] < metrics["veg_mae"] else "worse",
+                               f"MAE with the wholesale column as it would run {metrics['veg_leaky_deployed_mae']:.3f} "
+                               f"vs honest model {metrics['veg_mae']:.3f} (its random split promised "
+                               f"{metrics['veg_leaky_random_mae']:.3f})"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.17`) before running it;
+# `python -m dlcourse check 02.17` compares your answers with what the run measures.
+# PREDICT select_then_cv (about 50% / 60% to 75% / over 75%): random labels, pure-noise features; pick the best features on all rows, then cross-validate: what accuracy?
+# ANSWER select_then_cv:
+# PREDICT wholesale_deployed (better / worse): run as it would be (yesterday's wholesale price), is the model with the wholesale column better or worse than the honest one?
+# ANSWER wholesale_deployed:
 
 
 if __name__ == "__main__":

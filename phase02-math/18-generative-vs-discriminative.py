@@ -83,12 +83,14 @@ def fit_naive_bayes(x, y):
     Parameters: per class c, prior pi_c = N_c / N, means mu_cj and variances s2_cj (maximum
     likelihood, so divided by N_c, not N_c - 1), plus GaussianNB's epsilon =
     VAR_SMOOTHING * (largest variance of any feature over all of x) added to every s2_cj."""
+    # EXERCISE fit_naive_bayes: per class: prior N_c / N, feature means, ML variances (ddof 0) plus eps = VAR_SMOOTHING * the largest variance of any feature over all x; return dict(mu, var, prior)
     classes = np.unique(y)
     eps = VAR_SMOOTHING * np.var(x, axis=0).max()
     mu = np.stack([x[y == c].mean(0) for c in classes])               # (C, D)
     var = np.stack([x[y == c].var(0) for c in classes]) + eps          # (C, D)
     prior = np.array([np.mean(y == c) for c in classes])               # (C,)
     return dict(mu=mu, var=var, prior=prior)
+    # END EXERCISE
 
 
 def naive_bayes_log_joint(model, x):
@@ -107,6 +109,7 @@ def fit_lda(x, y):
     logistic regression; LDA fits it generatively). S is the pooled maximum-likelihood estimate
     sum_c pi_c S_c, as LinearDiscriminantAnalysis computes it. lstsq, not solve, so that a
     singular S (fewer points than features) still gives an answer (the minimum-norm one)."""
+    # EXERCISE fit_lda: S = sum_c pi_c S_c (ML class covariances); w_c = S^-1 mu_c via np.linalg.lstsq; b_c = -mu_c . w_c / 2 + log pi_c; return dict(w, b)
     classes = np.unique(y)
     prior = np.array([np.mean(y == c) for c in classes])                              # (C,)
     mu = np.stack([x[y == c].mean(0) for c in classes])                               # (C, D)
@@ -114,6 +117,7 @@ def fit_lda(x, y):
     w = np.linalg.lstsq(cov, mu.T, rcond=None)[0].T                                   # (C, D)
     b = -0.5 * (mu * w).sum(1) + np.log(prior)                                        # (C,)
     return dict(w=w, b=b)
+    # END EXERCISE
 
 
 def lda_log_joint(model, x):
@@ -193,6 +197,7 @@ def m_step(x, resp):
     10 machine epsilons so an empty component cannot divide by zero), pi_k = N_k / N,
     mu_k = sum_i r_ik x_i / N_k, S_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + REG_COVAR I
     (the small ridge keeps S_k invertible if a component collapses onto one point)."""
+    # EXERCISE m_step: N_k = sum_i r_ik (+ 10 eps); mu_k = sum_i r_ik x_i / N_k; S_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + REG_COVAR I; weights N_k / N
     nk = resp.sum(0) + 10 * np.finfo(float).eps                                    # (K,)
     means = resp.T @ x / nk[:, None]                                               # (K, d)
     covs = np.empty((len(nk), x.shape[1], x.shape[1]))                             # (K, d, d)
@@ -200,6 +205,7 @@ def m_step(x, resp):
         diff = x - means[k]                                                        # (N, d)
         covs[k] = (resp[:, k, None] * diff).T @ diff / nk[k] + REG_COVAR * np.eye(x.shape[1])
     return nk / nk.sum(), means, covs
+    # END EXERCISE
 
 
 def em(x, weights, means, covs, steps):
@@ -349,12 +355,29 @@ def main(args) -> dict:
     axes[1].plot(np.arange(1, len(ll) + 1), ll, "o-", ms=3)
     axes[1].set(xlabel="EM iteration", ylabel="mean log-likelihood", title="never decreases")
     plot.save(fig, run, "gmm.png")
+    falls = int(np.sum(drops < -MONOTONE_RTOL * np.abs(ll[:-1])))   # beyond round-off
     return cli.finish(run, {"steps": run.steps, "wine_acc": acc,
                             "nb_error": {n: round(float(e), 4) for n, e in zip(SIZES, nb_err)},
                             "lr_error": {n: round(float(e), 4) for n, e in zip(SIZES, lr_err)},
                             "lda_error": {n: round(float(e), 4)
                                           for n, e in zip(SIZES, errors["LDA"].mean(1))},
-                            "em_loglik": float(ll[-1]), "em_weights": weights.tolist()})
+                            "em_loglik": float(ll[-1]), "em_weights": weights.tolist()}, answers={
+        "large_n_winner": ("naive bayes" if nb_err[-1] < lr_err[-1] else "logistic",
+                           f"test error at n = {SIZES[-1]}: naive Bayes {nb_err[-1]:.3f}, logistic "
+                           f"{lr_err[-1]:.3f} (learning_curves.png)"),
+        "em_decreases": ("yes" if falls else "no",
+                         f"{falls} of {len(ll) - 1} EM iterations lowered the mean log-likelihood by more "
+                         f"than round-off ({MONOTONE_RTOL:g} relative), "
+                         f"{ll[0]:.4f} -> {ll[-1]:.4f} (gmm.png)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.18`) before running it;
+# `python -m dlcourse check 02.18` compares your answers with what the run measures.
+# PREDICT large_n_winner (naive bayes / logistic): the features are correlated in a block, against naive Bayes' assumption; at the largest training size, which has the lower test error?
+# ANSWER large_n_winner:
+# PREDICT em_decreases (yes / no): does EM's log-likelihood ever go down (by more than round-off) from one iteration to the next?
+# ANSWER em_decreases:
 
 
 if __name__ == "__main__":

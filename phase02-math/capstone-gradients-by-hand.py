@@ -89,6 +89,7 @@ class Softmax:
         return x @ self.params["W"] + self.params["b"]               # (N, K) logits
 
     def loss_and_grads(self, x, y):
+        # EXERCISE softmax_loss_and_grads: loss = mean of -log_softmax at the true class + L2/2 ||W||^2; dZ = (P - Y)/N; dW = X^T dZ + L2 W, db = dZ summed over rows
         logp = log_softmax(self.scores(x))
         n, w = len(y), self.params["W"]
         loss = -logp[np.arange(n), y].mean() + L2 / 2 * np.sum(w * w)
@@ -96,6 +97,7 @@ class Softmax:
         dz[np.arange(n), y] -= 1.0                                   # P - Y
         dz /= n
         return loss, {"W": x.T @ dz + L2 * w, "b": dz.sum(0)}
+        # END EXERCISE
 
     def predict(self, x):
         return self.scores(x).argmax(1)
@@ -120,6 +122,7 @@ class MLP(Softmax):
         return self.forward(x)[1]
 
     def loss_and_grads(self, x, y):
+        # EXERCISE mlp_loss_and_grads: CE + L2/2 (||W1||^2 + ||W2||^2); dZ2 = (P - Y)/N; dW2 = H^T dZ2 + L2 W2; dA = dZ2 W2^T * (1 - H^2); dW1 = X^T dA + L2 W1; biases: column sums
         p = self.params
         h, z = self.forward(x)
         logp = log_softmax(z)
@@ -131,6 +134,7 @@ class MLP(Softmax):
         da = (dz @ p["W2"].T) * (1 - h * h)                          # (N, HIDDEN)
         return loss, {"W1": x.T @ da + L2 * p["W1"], "b1": da.sum(0),
                       "W2": h.T @ dz + L2 * p["W2"], "b2": dz.sum(0)}
+        # END EXERCISE
 
 
 def grad_check(model, x, y, rng):
@@ -161,11 +165,13 @@ def adam_update(p, g, m, v, t, lr):
     g and v of g^2 (returned updated). m and v start at 0, so early on they underestimate; dividing
     by 1 - beta^t undoes that (bias correction). The step m_hat / (sqrt(v_hat) + eps) gives every
     parameter its own scale."""
+    # EXERCISE adam_update: m, v = running means of g and g^2 (BETAS); p -= lr * m_hat / (sqrt(v_hat) + ADAM_EPS), hats divided by 1 - beta^t; update p in place, return (m, v)
     b1, b2 = BETAS
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g ** 2
     p -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + ADAM_EPS)
     return m, v
+    # END EXERCISE
 
 
 def check_adam(rng):
@@ -340,7 +346,25 @@ def main(args) -> dict:
         ax.set(xlabel="training examples", ylabel="error rate", title=f"{label} on digits")
         ax.legend()
     plot.save(fig, run, "learning_curves.png")
-    return cli.finish(run, {"epochs": epochs_run, "accuracy": results})
+    mlp = curves["MLP"]
+    bias, variance = mlp[-1, 1] > TARGET_ERROR, mlp[-1, 2] - mlp[-1, 1] > TARGET_ERROR
+    return cli.finish(run, {"epochs": epochs_run, "accuracy": results}, answers={
+        "mlp_diagnosis": ({(True, True): "both", (True, False): "high bias", (False, True): "high variance",
+                           (False, False): "neither"}[(bool(bias), bool(variance))],
+                          f"MLP on digits, all {mlp[-1, 0]:.0f} training rows: train error {mlp[-1, 1]:.3f}, "
+                          f"validation error {mlp[-1, 2]:.3f}, target {TARGET_ERROR} (learning_curves.png)"),
+        "more_data": ("yes" if mlp[-1, 2] < mlp[0, 2] else "no",
+                      f"MLP validation error {mlp[0, 2]:.3f} with {mlp[0, 0]:.0f} rows, {mlp[-1, 2]:.3f} "
+                      f"with {mlp[-1, 0]:.0f} (learning_curves.png, right)"),
+    })
+
+
+# Predict, then run: answer in your copy (`python -m dlcourse exercise 02.capstone`) before running it;
+# `python -m dlcourse check 02.capstone` compares your answers with what the run measures.
+# PREDICT mlp_diagnosis (high bias / high variance / both / neither): with a 2% error target, what does the MLP's learning curve on digits diagnose?
+# ANSWER mlp_diagnosis:
+# PREDICT more_data (yes / no): does training the MLP on more digits lower its validation error?
+# ANSWER more_data:
 
 
 if __name__ == "__main__":
