@@ -100,7 +100,7 @@ class MBConv(nn.Module):
 
     def __init__(self, t, k, stride, c_in, c_out, drop, bn_eps=1e-5):
         super().__init__()
-        # EXERCISE mbconv_layers: hidden = divisible(c_in * t); a skip only at stride 1 with c_in == c_out; [1x1 expand unless t == 1] + kxk depthwise (stride) + SqueezeExcitation(hidden, max(1, c_in // 4)) + 1x1 projection without activation, in self.block; StochasticDepth(drop)
+        # EXERCISE mbconv_layers: hidden = divisible(c_in * t); a skip only at stride 1 with c_in == c_out; [1x1 expand unless t == 1] + kxk depthwise (stride) + squeeze-excitation (its bottleneck a quarter of the INPUT width c_in) + 1x1 projection without activation, in self.block; StochasticDepth(drop)
         hidden = divisible(c_in * t)
         self.use_res_connect = stride == 1 and c_in == c_out
         layers = [conv_bn_act(c_in, hidden, bn_eps=bn_eps)] if t != 1 else []

@@ -144,7 +144,7 @@ def blur(x):
 def maximise(model, score_fn, n, steps, device, gen):
     """Gradient ascent on the input: x <- x + lr * g/|g| - l2 * x, blurred now and then and
     clamped to the data range. score_fn(model, x) -> (n,) scores, one target per image."""
-    # EXERCISE maximise: freeze the weights; x = 0.05 * noise (from gen); each step g = d score.sum() / dx scaled to unit norm per image, x += ASCENT_LR * SIZE * g - ASCENT_L2 * x, blur every BLUR_EVERY steps, clamp to PIXEL_RANGE; return x, start and end scores
+    # EXERCISE maximise: freeze the weights; x = 0.05 * noise (from gen); each step g = d score.sum() / dx scaled to unit norm per image; step UP the gradient by ASCENT_LR * SIZE and decay x by ASCENT_L2 (a small L2 pull towards 0); blur every BLUR_EVERY steps, clamp to PIXEL_RANGE; return x, start and end scores
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)                             # only the input is optimised
