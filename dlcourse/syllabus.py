@@ -195,7 +195,7 @@ PHASES = [
     ], [("char-lm", "Capstone: a character-level language model", "综合项目：字符级语言模型", 9),
         ("forecasting", "Capstone: time-series forecasting, honestly evaluated",
          "综合项目：时间序列预测的严谨评估", 9)]),
-    _phase(7, "phase07-transformer", "Transformers", "Transformer", (10, 12), False, [
+    _phase(7, "phase07-transformer", "Transformers", "Transformer", (10, 12), True, [
         ("self-attention", "Scaled dot-product attention with padding and causal masks",
          "缩放点积注意力：填充掩码与因果掩码", 10),
         ("multi-head-attention", "Multi-head attention", "多头注意力", 10),

@@ -21,7 +21,7 @@ from dlcourse import syllabus
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-COURSE_DOCS = ["READING_LIST.md", "INTERVIEW_QUESTIONS.md", "TOOLING.md"]
+COURSE_DOCS = ["READING_LIST.md", "INTERVIEW_QUESTIONS.md", "TOOLING.md", "ATTENTION_IS_ALL_YOU_NEED.md"]
 READMES = ["README.md", "README.zh-CN.md"]
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
