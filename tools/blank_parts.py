@@ -2,11 +2,15 @@
 must fail, reported against its own part (the learner's starting point never passes).
 
     python tools/blank_parts.py 02.03            # one line per part; JSON with --json
+    python tools/blank_parts.py 02.01 02.02 ...  # several lessons: torch is imported once
 
 Starting Python and importing torch (or transformers) costs seconds, and a lesson may have
 several parts, so on systems with fork() the lesson's imports run once, here, and each blank
 copy runs in a forked child that inherits them. Elsewhere each copy runs in its own process
-(dlcourse.exercises.run_source). The exit status is 0 when every blank part fails as it should.
+(dlcourse.exercises.run_source). With several lessons, the common imports (torch, numpy,
+matplotlib) run once and each lesson is probed in a child of its own, so one lesson's imports
+and globals never leak into the next. The exit status is 0 when every blank part fails as it
+should.
 """
 import argparse
 import io
@@ -81,19 +85,50 @@ def probe(lesson_id):
     return results
 
 
+def probe_many(lesson_ids):
+    """{lesson id: {part name: Outcome as a dict}}; each lesson probed in its own child."""
+    if not hasattr(os, "fork") or len(lesson_ids) == 1:
+        return {i: {k: vars(v) for k, v in probe(i).items()} for i in lesson_ids}
+    import matplotlib  # noqa: F401  (the imports every lesson shares, once)
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+    from dlcourse import check, data, plot  # noqa: F401
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="blank-many-") as tmp:
+        for lesson_id in lesson_ids:
+            result = Path(tmp) / f"{lesson_id}.json"
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    outcomes = probe(lesson_id)
+                    result.write_text(json.dumps({k: vars(v) for k, v in outcomes.items()}))
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            os.waitpid(pid, 0)
+            found[lesson_id] = json.loads(result.read_text()) if result.exists() else \
+                {"(probe)": {"status": "error", "detail": "the probe itself failed", "checks": 0}}
+    return found
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("lesson")
+    p.add_argument("lessons", nargs="+")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    results = probe(args.lesson)
+    results = probe_many(args.lessons)
     if args.json:
-        print(json.dumps({k: vars(v) for k, v in results.items()}))
+        print(json.dumps(results))
     else:
-        for name, o in results.items():
-            print(f"{'ok ' if o.status == 'not written' else 'BAD'} {args.lesson} part {name}: "
-                  f"{o.status} {o.detail}")
-    return 0 if all(o.status == "not written" for o in results.values()) else 1
+        for lesson_id, parts in results.items():
+            for name, o in parts.items():
+                print(f"{'ok ' if o['status'] == 'not written' else 'BAD'} {lesson_id} part {name}: "
+                      f"{o['status']} {o['detail']}")
+    return 0 if all(o["status"] == "not written" for parts in results.values()
+                    for o in parts.values()) else 1
 
 
 if __name__ == "__main__":
