@@ -280,8 +280,8 @@ def grade(lesson, copy_lines, scratch):
         return {p.name: Outcome("error" if p.name == where or where is None else "not graded",
                                 detail) for p in ps}, None
     code, out, err, metrics = run_source(copy_lines, scratch, "whole")
+    whole = outcome(code, out, err)
     if code == 0:
-        whole = outcome(code, out, err)
         return {p.name: Outcome("passed", whole.detail, whole.checks) for p in ps}, metrics
     results = {}
     for p in ps:   # pin the failure on a part: each of the learner's parts alone in the original
@@ -295,9 +295,8 @@ def grade(lesson, copy_lines, scratch):
         metrics = metrics or m
     if all(o.status == "passed" for o in results.values()):
         # each part passes alone but the whole copy does not: something outside the parts
-        first = outcome(*run_source(copy_lines, scratch, "whole")[:3])
         results = {name: Outcome("failed", "passes alone, but your whole copy fails: "
-                                 + first.detail + " (did you change code outside the parts?)")
+                                 + whole.detail + " (did you change code outside the parts?)")
                    for name in results}
     return results, metrics
 
